@@ -1,0 +1,70 @@
+"""Records to Arrow tables and back, losslessly.
+
+Scalar fields and messages are native Arrow columns, so other tools (DuckDB, pandas,
+``datasets``) can read a shard directly; free-form parts (metadata, provenance, checks,
+annotations, candidates, tool calls) are JSON text, which round-trips any JSON value.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import pyarrow as pa
+
+from datamill.records import Record
+
+MESSAGE = pa.struct(
+    [
+        ("role", pa.string()),
+        ("content", pa.string()),
+        ("name", pa.string()),
+        ("tool_calls", pa.string()),
+        ("tool_call_id", pa.string()),
+    ]
+)
+JSON_COLUMNS = ("candidates", "metadata", "provenance", "checks", "annotations")
+SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("messages", pa.list_(MESSAGE)),
+        pa.field("task", pa.string()),
+        pa.field("domain", pa.string()),
+        pa.field("language", pa.string()),
+        *(pa.field(name, pa.string()) for name in JSON_COLUMNS),
+    ]
+)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def to_row(record: Record) -> dict[str, Any]:
+    data = record.model_dump(mode="json")
+    for message in data["messages"]:
+        if message["tool_calls"] is not None:
+            message["tool_calls"] = _dumps(message["tool_calls"])
+    for name in JSON_COLUMNS:
+        data[name] = _dumps(data[name])
+    return data
+
+
+def from_row(row: dict[str, Any]) -> Record:
+    data = dict(row)
+    data["messages"] = [
+        {**m, "tool_calls": json.loads(m["tool_calls"]) if m["tool_calls"] else None}
+        for m in data["messages"]
+    ]
+    for name in JSON_COLUMNS:
+        data[name] = json.loads(data[name])
+    return Record.model_validate(data)
+
+
+def to_table(records: Iterable[Record]) -> pa.Table:
+    return pa.Table.from_pylist([to_row(r) for r in records], schema=SCHEMA)
+
+
+def from_batch(batch: pa.RecordBatch | pa.Table) -> list[Record]:
+    return [from_row(row) for row in batch.to_pylist()]

@@ -1,0 +1,150 @@
+"""The Record: the one type every stage reads and writes.
+
+A record is one training example: chat messages in the OpenAI/TRL format, optional
+alternative responses (``candidates``) for preference data, where it came from
+(``provenance``), what automatic checks said (``checks``) and what humans said
+(``annotations``). Stages never edit a record in place; they return a copy with new fields.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+
+Role = Literal["system", "user", "assistant", "tool"]
+Source = Literal["synthetic", "human", "imported"]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Model(BaseModel):
+    # Unknown keys are refused so that a typo in an input file is an error, not lost data;
+    # NaN and infinity are refused because they do not survive JSON.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class FunctionCall(_Model):
+    name: str
+    arguments: str  # JSON text, exactly as OpenAI-compatible servers send it
+
+
+class ToolCall(_Model):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class Message(_Model):
+    role: Role
+    content: str | None = None
+    name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+
+    @model_validator(mode="after")
+    def _content_or_tool_calls(self) -> Message:
+        if self.content is None and not self.tool_calls:
+            raise ValueError("a message needs content or tool_calls")
+        return self
+
+
+class Candidate(_Model):
+    """One alternative response to the record's prompt."""
+
+    content: str
+    source: Source = "synthetic"
+    model: str | None = None
+    backend: str | None = None
+    params: dict[str, JsonValue] = Field(default_factory=dict)
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+class Provenance(_Model):
+    source: Source
+    model: str | None = None
+    backend: str | None = None
+    template: str | None = None
+    template_version: str | None = None
+    params: dict[str, JsonValue] = Field(default_factory=dict)
+    seed: int | None = None
+    parents: list[str] = Field(default_factory=list)
+    recipe: str | None = None
+    created_at: datetime = Field(default_factory=utc_now)
+
+    _tz = field_validator("created_at")(_aware)
+
+
+class CheckResult(_Model):
+    score: float | None = None
+    passed: bool | None = None
+    details: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class Annotation(_Model):
+    """One human response to one question about a record."""
+
+    annotator: str
+    question: str
+    value: JsonValue
+    project: str | None = None
+    seconds: float | None = None
+    created_at: datetime = Field(default_factory=utc_now)
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+
+    _tz = field_validator("created_at")(_aware)
+
+
+def content_id(messages: list[Message]) -> str:
+    """A stable hash of the conversation: the same example always gets the same id."""
+    canonical = json.dumps(
+        [m.model_dump(mode="json", exclude_none=True) for m in messages],
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+class Record(_Model):
+    id: str = ""
+    messages: list[Message] = Field(min_length=1)
+    candidates: list[Candidate] = Field(default_factory=list)
+    task: str | None = None
+    domain: str | None = None
+    language: str | None = None
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+    provenance: Provenance
+    checks: dict[str, CheckResult] = Field(default_factory=dict)
+    annotations: list[Annotation] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _fill_id(self) -> Record:
+        if not self.id:
+            self.id = content_id(self.messages)
+        return self
+
+    @property
+    def prompt(self) -> list[Message]:
+        """The conversation up to (not including) the final assistant turn."""
+        if self.messages[-1].role == "assistant":
+            return self.messages[:-1]
+        return self.messages
+
+    @property
+    def response(self) -> str | None:
+        """The final assistant turn's text, if the conversation ends with one."""
+        last = self.messages[-1]
+        return last.content if last.role == "assistant" else None
+
+    def with_check(self, name: str, result: CheckResult) -> Record:
+        return self.model_copy(update={"checks": {**self.checks, name: result}})
