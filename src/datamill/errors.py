@@ -1,9 +1,9 @@
 """Every error datamill raises on purpose.
 
-    DatamillError                 base: the CLI prints its message as one line
-    ├── InputError                bad input data: names the file, line and field
-    ├── DatasetError              a dataset directory is missing, corrupt or busy
-    └── MissingDependency         an optional extra is not installed: says what to install
+DatamillError                 base: the CLI prints its message as one line
+├── InputError                bad input data: names the file, line and field
+├── DatasetError              a dataset directory is missing, corrupt or busy
+└── MissingDependency         an optional extra is not installed: says what to install
 """
 
 from __future__ import annotations

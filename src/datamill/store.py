@@ -222,9 +222,9 @@ class VersionWriter:
         self.shards = list(base_shards)
         self._new_shards: list[str] = []
         self.rows_per_shard = rows_per_shard
-        self.counts: dict[str, int] = {"records": sum(
-            pq.ParquetFile(dataset.path / s).metadata.num_rows for s in base_shards
-        )}
+        self.counts: dict[str, int] = {
+            "records": sum(pq.ParquetFile(dataset.path / s).metadata.num_rows for s in base_shards)
+        }
         self.committed: Version | None = None
         self._buffer: list[Record] = []
         self._writer: pq.ParquetWriter | None = None
