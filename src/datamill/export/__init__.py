@@ -1,0 +1,1 @@
+"""Exports to the formats training libraries read."""

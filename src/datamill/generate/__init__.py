@@ -1,0 +1,1 @@
+"""Synthetic generation: task families, domain packs and personas."""

