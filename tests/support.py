@@ -1,0 +1,45 @@
+"""Helpers for tests that need an optional part.
+
+Such tests skip with a clear reason on a developer's machine that lacks the part, but fail
+under CI=true, where every part must be present: a missing part must never turn into a
+silently green run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def require(module: str, why: str) -> ModuleType:
+    """Import ``module``, or skip (fail under CI) saying what to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        skip_or_fail(f"{module} is not installed: {why}")
+        raise
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip on a developer's machine, fail under CI."""
+    if IN_CI:
+        pytest.fail(f"required under CI: {reason}")
+    pytest.skip(reason)
+
+
+def embedded_backend():  # type: ignore[no-untyped-def]
+    """The embedded backend on the shipped model, or skip (fail under CI)."""
+    require("llama_cpp", "pip install 'datamill[embedded]'")
+    from datamill.errors import MissingDependency
+    from datamill.llm.embedded import EmbeddedBackend, default_model_path
+
+    try:
+        default_model_path()
+    except MissingDependency as e:
+        skip_or_fail(str(e))
+    return EmbeddedBackend()
