@@ -25,6 +25,24 @@ class DatasetError(DatamillError):
     pass
 
 
+class LLMError(DatamillError):
+    """One LLM call failed. ``cause`` is a short machine-readable reason (``rate_limited``,
+    ``timeout``, ``http_400``, ``invalid_output``…); ``retryable`` says whether trying again
+    may help; ``retry_after`` is the server's requested wait in seconds, if it gave one."""
+
+    def __init__(
+        self,
+        cause: str,
+        detail: str,
+        retryable: bool = False,
+        retry_after: float | None = None,
+        raw: str | None = None,
+    ) -> None:
+        self.cause, self.detail, self.retryable = cause, detail, retryable
+        self.retry_after, self.raw = retry_after, raw
+        super().__init__(f"{cause}: {detail}")
+
+
 class MissingDependency(DatamillError):
     def __init__(self, what: str, install: str) -> None:
         super().__init__(f"{what} is not installed; run: {install}")

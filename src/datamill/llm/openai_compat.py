@@ -1,0 +1,151 @@
+"""A backend for any OpenAI-compatible chat completions server.
+
+vLLM, TGI, llama.cpp's server, Ollama and hosted APIs all speak this protocol. The client
+is aiohttp: measured on loopback it keeps ~0.9 of the ideal request rate at 256 concurrent
+requests, where httpx's pool collapses. The API key is read from the environment variable
+the user names and is never stored anywhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+
+import aiohttp
+
+from datamill.errors import DatamillError, LLMError
+from datamill.llm.base import ChatRequest, Completion
+
+# How to ask for JSON output: OpenAI and vLLM take `json_schema`; llama.cpp's server and
+# some others take `json_object` with a `schema`; older vLLM takes `guided_json`.
+StructuredMode = Literal["json_schema", "json_object", "guided_json"]
+
+RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (seconds or an HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+class OpenAICompatBackend:
+    name = "openai"
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key_env: str | None = None,
+        timeout: float = 120.0,
+        max_connections: int = 0,
+        structured: StructuredMode = "json_schema",
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.api_key_env = api_key_env
+        self.timeout = timeout
+        self.max_connections = max_connections  # 0: as many as the caller's concurrency
+        self.structured = structured
+        if api_key_env and not os.environ.get(api_key_env):
+            raise DatamillError(f"the environment variable {api_key_env} (API key) is not set")
+        self._session: aiohttp.ClientSession | None = None
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        if self.api_key_env:
+            headers["Authorization"] = f"Bearer {os.environ[self.api_key_env]}"
+        return headers
+
+    def _session_now(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=self.max_connections, limit_per_host=0, keepalive_timeout=60
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                headers=self._headers(),
+            )
+        return self._session
+
+    def payload(self, request: ChatRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [m.model_dump(exclude_none=True) for m in request.messages],
+            **request.sampling(),
+        }
+        schema = request.json_schema
+        if schema is not None:
+            if self.structured == "json_schema":
+                body["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {"name": "output", "schema": schema},
+                }
+            elif self.structured == "json_object":
+                body["response_format"] = {"type": "json_object", "schema": schema}
+            else:
+                body["guided_json"] = schema
+        return body
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        session = self._session_now()
+        start = time.perf_counter()
+        try:
+            async with session.post(
+                f"{self.base_url}/chat/completions", json=self.payload(request)
+            ) as response:
+                raw = await response.read()
+                status = response.status
+                retry_after = _retry_after(response.headers.get("Retry-After"))
+        except TimeoutError:
+            raise LLMError("timeout", f"no answer within {self.timeout}s", retryable=True) from None
+        except aiohttp.ClientError as e:
+            raise LLMError("connection", f"{type(e).__name__}: {e}", retryable=True) from None
+        seconds = time.perf_counter() - start
+        if status != 200:
+            cause = "rate_limited" if status == 429 else f"http_{status}"
+            detail = raw[:500].decode("utf-8", "replace")
+            raise LLMError(
+                cause,
+                detail,
+                retryable=status in RETRYABLE_STATUS or status >= 500,
+                retry_after=retry_after,
+            )
+        try:
+            data = json.loads(raw)
+            choice = data["choices"][0]
+            text = choice["message"]["content"] or ""
+        except (ValueError, KeyError, IndexError, TypeError):
+            detail = raw[:200].decode("utf-8", "replace")
+            raise LLMError(
+                "bad_response", f"not a chat completion: {detail}", retryable=True
+            ) from None
+        usage = data.get("usage") or {}
+        return Completion(
+            text=text,
+            finish_reason=choice.get("finish_reason"),
+            prompt_tokens=usage.get("prompt_tokens") or 0,
+            completion_tokens=usage.get("completion_tokens") or 0,
+            seconds=seconds,
+            model=self.model,
+            backend=self.name,
+        )
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            # let the connector's transports finish closing before the loop goes away
+            await asyncio.sleep(0)
