@@ -24,6 +24,7 @@ from datamill.llm.cache import RequestCache, cache_key
 from datamill.llm.limits import RateLimits
 from datamill.llm.prices import PriceTable
 from datamill.llm.retry import RetryPolicy
+from datamill.records import Usage
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -41,6 +42,29 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+def samples(request: ChatRequest, n: int) -> list[ChatRequest]:
+    """``n`` requests for ``n`` independent samples of one prompt.
+
+    Each gets its own seed, so each is reproducible and cached on its own; it works with
+    every server, including those that ignore the ``n`` parameter.
+    """
+    base = request.seed or 0
+    return [request.model_copy(update={"seed": base + i}) for i in range(n)]
+
+
+def usage_of(*outcomes: Outcome) -> Usage:
+    """The calls behind one record, added up (cached answers count what they first cost)."""
+    done = [o.completion for o in outcomes if o.completion is not None]
+    costs = [o.cost for o in outcomes if o.cost is not None]
+    return Usage(
+        calls=len(done),
+        prompt_tokens=sum(c.prompt_tokens for c in done),
+        completion_tokens=sum(c.completion_tokens for c in done),
+        seconds=round(sum(c.seconds for c in done), 6),
+        cost=sum(costs) if costs else None,
+    )
 
 
 @dataclass
