@@ -158,9 +158,12 @@ def demo(
 
     result = run_demo(EmbeddedBackend(), out, n=n, seed=seed, console=console)
     g, c = result.generated, result.checked
+    llm = result.llm
+    speed = llm.completion_tokens / llm.llm_seconds if llm.llm_seconds else 0.0
     console.print(
-        f"\n[bold]datamill demo[/] done in {result.seconds:.0f}s on the embedded model "
-        f"({result.completion_tokens / max(result.llm_seconds, 1e-9):.0f} tokens/s)"
+        f"\n[bold]datamill demo[/] done in {result.seconds:.0f}s on the embedded model: "
+        f"{llm.requests} calls ({llm.cached} from cache), {llm.completion_tokens} tokens "
+        f"generated at {speed:.0f} tokens/s"
     )
     console.print(
         f"  generated  {g.counts['records']} records ({g.counts.get('failed', 0)} failed) "

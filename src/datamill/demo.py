@@ -26,6 +26,8 @@ from datamill.export.sft import write_sft_jsonl
 from datamill.generate import instructions
 from datamill.generate.packs import builtin_packs, load_pack
 from datamill.llm.base import Backend
+from datamill.llm.cache import RequestCache
+from datamill.llm.engine import Engine, RunStats
 from datamill.records import Record
 from datamill.store import Dataset, Version
 
@@ -39,25 +41,26 @@ class DemoResult:
     checked: Version
     sft: Path
     exported: int
-    completion_tokens: int
-    llm_seconds: float
+    llm: RunStats
     seconds: float
 
 
 async def _generate(
-    backend: Backend, dataset: Dataset, n: int, seed: int, progress: Progress
+    engine: Engine, dataset: Dataset, n: int, seed: int, progress: Progress
 ) -> Version:
     packs = [load_pack(name) for name in builtin_packs()]
     slots = instructions.plan(packs, n, seed)
     task = progress.add_task("generate", total=len(slots))
-    with dataset.writer("generate", {"recipe": RECIPE, "n": n, "seed": seed}) as w:
-        w.counts["failed"] = 0
-        async for out in instructions.generate(backend, slots, recipe=RECIPE):
-            if isinstance(out, Record):
-                w.write(out)
-            else:
-                w.counts["failed"] += 1
-            progress.advance(task)
+    params = {"recipe": RECIPE, "n": n, "seed": seed, "model": engine.backend.model}
+    async with engine:
+        with dataset.writer("generate", params) as w:
+            w.counts["failed"] = 0
+            async for out in instructions.generate(engine, slots, recipe=RECIPE):
+                if isinstance(out, Record):
+                    w.write(out)
+                else:
+                    w.counts["failed"] += 1
+                progress.advance(task)
     assert w.committed is not None
     return w.committed
 
@@ -81,7 +84,8 @@ def run_demo(
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console, transient=False) as progress:
-        generated = asyncio.run(_generate(backend, dataset, n, seed, progress))
+        engine = Engine(backend, cache=RequestCache(out / "llm-cache.sqlite"))
+        generated = asyncio.run(_generate(engine, dataset, n, seed, progress))
         checks = [ExactDedup(on="prompt"), Length(min_words=5, max_words=400)]
         task = progress.add_task("check", total=generated.counts["records"])
         checked = dataset.write(
@@ -92,17 +96,12 @@ def run_demo(
         )
     sft = out / "sft.jsonl"
     exported = write_sft_jsonl(dataset.records(checked.version), sft).written
-    tokens = seconds = 0.0
-    for record in dataset.records(generated.version):
-        tokens += float(record.metadata.get("completion_tokens") or 0)  # type: ignore[arg-type]
-        seconds += float(record.metadata.get("llm_seconds") or 0)  # type: ignore[arg-type]
     return DemoResult(
         dataset=dataset.path,
         generated=generated,
         checked=checked,
         sft=sft,
         exported=exported,
-        completion_tokens=int(tokens),
-        llm_seconds=seconds,
+        llm=engine.stats,
         seconds=time.perf_counter() - start,
     )

@@ -66,7 +66,24 @@ class Candidate(_Model):
 
 
 def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    # Kept in UTC: the JSON form writes offsets to the minute only, so an offset like
+    # LMT's +00:19:32 would otherwise shift the time by seconds on its way to disk.
+    if value.utcoffset() is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("datetime is out of range once converted to UTC") from None
+
+
+class Usage(_Model):
+    """What the model calls behind a record used; the ledger adds these up per source."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    cost: float | None = None  # None when no price is known for the model
 
 
 class Provenance(_Model):
@@ -79,6 +96,7 @@ class Provenance(_Model):
     seed: int | None = None
     parents: list[str] = Field(default_factory=list)
     recipe: str | None = None
+    usage: Usage | None = None
     created_at: datetime = Field(default_factory=utc_now)
 
     _tz = field_validator("created_at")(_aware)

@@ -13,9 +13,11 @@ import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
+from datamill.errors import LLMError
 from datamill.generate.packs import DomainPack
 from datamill.generate.template import PromptTemplate
-from datamill.llm.base import Backend, ChatRequest
+from datamill.llm.base import ChatRequest
+from datamill.llm.engine import Engine, Outcome, usage_of
 from datamill.records import Message, Provenance, Record
 
 INSTRUCTION = PromptTemplate(
@@ -73,58 +75,92 @@ def parse_instruction(text: str) -> str | None:
 
 
 async def generate(
-    backend: Backend,
+    engine: Engine,
     slots: Sequence[Slot],
     recipe: str | None = None,
     temperature: float = 0.8,
     max_tokens: int = 160,
-) -> AsyncIterator[Record | str]:
-    """Yield a record per slot, or a string saying why that slot failed."""
-    for slot in slots:
-        variables = {"domain": slot.domain.name, "persona": slot.persona, "topic": slot.topic}
-        ask = ChatRequest(
-            messages=INSTRUCTION.render(**variables),
-            temperature=temperature,
-            max_tokens=64,
+) -> AsyncIterator[Record | LLMError]:
+    """Yield a record per slot, in slot order, or the error that made that slot fail.
+
+    Slots go through in chunks, each chunk's questions first and then their answers, so
+    that every call of a chunk is in flight at once and memory stays bounded.
+    """
+    chunk = 4 * engine.concurrency
+    for start in range(0, len(slots), chunk):
+        part = slots[start : start + chunk]
+        asks = [_ask(slot, temperature) for slot in part]
+        asked = [o async for o in engine.map(asks)]
+        answers = {}
+        for i, (slot, outcome) in enumerate(zip(part, asked, strict=True)):
+            if outcome.completion is not None:
+                instruction = parse_instruction(outcome.completion.text)
+                if instruction is not None:
+                    answers[i] = _answer(slot, instruction, temperature, max_tokens)
+        answered = dict(zip(answers, [o async for o in engine.map(answers.values())], strict=True))
+        for i, (slot, ask) in enumerate(zip(part, asked, strict=True)):
+            if ask.error is not None:
+                yield ask.error
+            elif i not in answered:
+                yield LLMError("invalid_output", "no question in the reply", raw=_text(ask))
+            elif (answer := answered[i]).error is not None:
+                yield answer.error
+            else:
+                yield _record(slot, ask, answer, recipe)
+
+
+def _variables(slot: Slot) -> dict[str, str]:
+    return {"domain": slot.domain.name, "persona": slot.persona, "topic": slot.topic}
+
+
+def _ask(slot: Slot, temperature: float) -> ChatRequest:
+    return ChatRequest(
+        messages=INSTRUCTION.render(**_variables(slot)),
+        temperature=temperature,
+        max_tokens=64,
+        seed=slot.seed,
+    )
+
+
+def _answer(slot: Slot, instruction: str, temperature: float, max_tokens: int) -> ChatRequest:
+    return ChatRequest(
+        messages=RESPONSE.render(**_variables(slot), instruction=instruction),
+        temperature=temperature,
+        max_tokens=max_tokens,
+        seed=slot.seed,
+    )
+
+
+def _text(outcome: Outcome) -> str | None:
+    return outcome.completion.text if outcome.completion is not None else None
+
+
+def _record(slot: Slot, ask: Outcome, answer: Outcome, recipe: str | None) -> Record:
+    completion = answer.completion
+    assert completion is not None
+    return Record(
+        messages=[
+            *answer.request.messages,
+            Message(role="assistant", content=completion.text.strip()),
+        ],
+        task="instruction",
+        domain=slot.domain.name,
+        language="en",
+        metadata={
+            **_variables(slot),
+            "risk_level": slot.domain.risk_level,
+            "instruction_template": f"{INSTRUCTION.name}@{INSTRUCTION.version}",
+            "finish_reason": completion.finish_reason,
+        },
+        provenance=Provenance(
+            source="synthetic",
+            model=completion.model,
+            backend=completion.backend,
+            template=RESPONSE.name,
+            template_version=RESPONSE.version,
+            params=answer.request.sampling(),
             seed=slot.seed,
-        )
-        asked = await backend.complete(ask)
-        instruction = parse_instruction(asked.text)
-        if instruction is None:
-            yield "empty instruction"
-            continue
-        answer = ChatRequest(
-            messages=RESPONSE.render(**variables, instruction=instruction),
-            temperature=temperature,
-            max_tokens=max_tokens,
-            seed=slot.seed,
-        )
-        completion = await backend.complete(answer)
-        yield Record(
-            messages=[
-                *answer.messages,
-                Message(role="assistant", content=completion.text.strip()),
-            ],
-            task="instruction",
-            domain=slot.domain.name,
-            language="en",
-            metadata={
-                **variables,
-                "risk_level": slot.domain.risk_level,
-                "instruction_template": f"{INSTRUCTION.name}@{INSTRUCTION.version}",
-                "finish_reason": completion.finish_reason,
-                "prompt_tokens": asked.prompt_tokens + completion.prompt_tokens,
-                "completion_tokens": asked.completion_tokens + completion.completion_tokens,
-                "llm_seconds": round(asked.seconds + completion.seconds, 3),
-            },
-            provenance=Provenance(
-                source="synthetic",
-                model=completion.model,
-                backend=completion.backend,
-                template=RESPONSE.name,
-                template_version=RESPONSE.version,
-                params=answer.sampling(),
-                seed=slot.seed,
-                recipe=recipe,
-            ),
-        )
+            recipe=recipe,
+            usage=usage_of(ask, answer),
+        ),
+    )
