@@ -100,7 +100,7 @@ class Dataset:
         file = self.path / MANIFEST
         try:
             raw = file.read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             raise DatasetError(f"{self.path}: not a datamill dataset (no {MANIFEST})") from None
         try:
             manifest = Manifest.model_validate_json(raw)
@@ -167,7 +167,11 @@ class Dataset:
         versions = self.versions
         if parent is None and versions:
             parent = versions[-1].version
-        base = self.version(parent).shards if extend and parent is not None else []
+        if rows_per_shard < 1:
+            raise ValueError(f"rows_per_shard must be at least 1, not {rows_per_shard}")
+        # Looked up even without ``extend``, so lineage never names a version that is not there.
+        parent_shards = self.version(parent).shards if parent is not None else []
+        base = parent_shards if extend else []
         return VersionWriter(self, stage, params or {}, parent, base, rows_per_shard)
 
     def write(
@@ -247,6 +251,8 @@ class VersionWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._closed:  # committed or aborted explicitly inside the block
+            return
         if exc_type is None:
             self.commit()
         else:
@@ -267,10 +273,14 @@ class VersionWriter:
     def commit(self) -> Version:
         if self._closed:
             raise DatasetError("this version is already committed or aborted")
-        self._flush()
-        self._close_shard()
+        try:
+            self._flush()
+            self._close_shard()
+            fsync_dir(self.dataset.path / SHARDS)
+        except BaseException:
+            self.abort()
+            raise
         self._closed = True
-        fsync_dir(self.dataset.path / SHARDS)
         self.committed = self.dataset._commit(
             Version(
                 version=0,
@@ -285,6 +295,8 @@ class VersionWriter:
 
     def abort(self) -> None:
         """Drop what was written: nothing of this version becomes visible."""
+        if self.committed is not None:
+            raise DatasetError("this version is already committed")
         if self._writer is not None:
             self._writer.close()
             self._writer = None
