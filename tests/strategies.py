@@ -19,6 +19,7 @@ from datamill.records import (
     Provenance,
     Record,
     ToolCall,
+    Usage,
 )
 
 text = st.text(max_size=40)
@@ -80,6 +81,15 @@ candidates = st.builds(
     params=json_objects,
     metadata=json_objects,
 )
+counts = st.integers(min_value=0, max_value=10**9)
+usages = st.builds(
+    Usage,
+    calls=counts,
+    prompt_tokens=counts,
+    completion_tokens=counts,
+    seconds=st.floats(min_value=0, max_value=1e6),
+    cost=st.none() | st.floats(min_value=0, max_value=1e6),
+)
 provenances = st.builds(
     Provenance,
     source=sources,
@@ -91,6 +101,7 @@ provenances = st.builds(
     seed=st.none() | st.integers(min_value=-(2**63), max_value=2**63 - 1),
     parents=st.lists(short_text, max_size=3),
     recipe=optional_text,
+    usage=st.none() | usages,
     created_at=aware_datetimes,
 )
 check_results = st.builds(

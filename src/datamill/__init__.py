@@ -8,6 +8,7 @@ from datamill.records import (
     Provenance,
     Record,
     ToolCall,
+    Usage,
 )
 
 __version__ = "0.1.0"
@@ -20,5 +21,6 @@ __all__ = [
     "Provenance",
     "Record",
     "ToolCall",
+    "Usage",
     "__version__",
 ]

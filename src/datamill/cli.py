@@ -106,7 +106,7 @@ def import_(
     ds = Dataset.create(out)
     rejects_path = rejects or out / "rejects.jsonl"
     params = {"files": [str(f) for f in files], "on_error": on_error.value}
-    with Rejects(rejects_path) as bad, ds.writer("import", params) as w:  # type: ignore[arg-type]
+    with Rejects(rejects_path) as bad, ds.writer("import", params, parent=None) as w:  # type: ignore[arg-type]
         for file in files:
             w.write_all(read_records(file, on_error=on_error.value, rejects=bad))
         w.counts["rejected"] = bad.count

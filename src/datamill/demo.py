@@ -53,7 +53,7 @@ async def _generate(
     task = progress.add_task("generate", total=len(slots))
     params = {"recipe": RECIPE, "n": n, "seed": seed, "model": engine.backend.model}
     async with engine:
-        with dataset.writer("generate", params) as w:
+        with dataset.writer("generate", params, parent=None) as w:
             w.counts["failed"] = 0
             async for out in instructions.generate(engine, slots, recipe=RECIPE):
                 if isinstance(out, Record):

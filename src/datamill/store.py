@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
+from typing import Literal
 
 import pyarrow.parquet as pq
 from pydantic import BaseModel, Field, JsonValue
@@ -43,6 +44,7 @@ class Version(BaseModel):
     stage: str
     params: dict[str, JsonValue] = Field(default_factory=dict)
     counts: dict[str, int] = Field(default_factory=dict)
+    stats: dict[str, JsonValue] = Field(default_factory=dict)  # e.g. tokens, cost, failures
     shards: list[str]
     created_at: datetime = Field(default_factory=utc_now)
 
@@ -156,17 +158,19 @@ class Dataset:
         self,
         stage: str,
         params: dict[str, JsonValue] | None = None,
-        parent: int | None = None,
+        parent: int | Literal["latest"] | None = "latest",
         extend: bool = False,
         rows_per_shard: int = 100_000,
     ) -> VersionWriter:
-        """Start a new version. ``parent`` defaults to the latest version, if any.
+        """Start a new version whose parent is ``parent``: a version number, the latest
+        version (the default; none if the dataset is empty) or None for a new root, as a
+        generation run from scratch is.
 
         With ``extend`` the new version keeps every record of its parent and appends.
         """
-        versions = self.versions
-        if parent is None and versions:
-            parent = versions[-1].version
+        if parent == "latest":
+            versions = self.versions
+            parent = versions[-1].version if versions else None
         if rows_per_shard < 1:
             raise ValueError(f"rows_per_shard must be at least 1, not {rows_per_shard}")
         # Looked up even without ``extend``, so lineage never names a version that is not there.
@@ -179,7 +183,7 @@ class Dataset:
         records: Iterable[Record],
         stage: str,
         params: dict[str, JsonValue] | None = None,
-        parent: int | None = None,
+        parent: int | Literal["latest"] | None = "latest",
         extend: bool = False,
     ) -> Version:
         """Write ``records`` as a new version and commit it."""
@@ -235,6 +239,7 @@ class VersionWriter:
         self.counts: dict[str, int] = {
             "records": sum(pq.ParquetFile(dataset.path / s).metadata.num_rows for s in base_shards)
         }
+        self.stats: dict[str, JsonValue] = {}
         self.committed: Version | None = None
         self._buffer: list[Record] = []
         self._writer: pq.ParquetWriter | None = None
@@ -288,6 +293,7 @@ class VersionWriter:
                 stage=self.stage,
                 params=self.params,
                 counts=self.counts,
+                stats=self.stats,
                 shards=self.shards,
             )
         )
