@@ -91,14 +91,19 @@ class RunStats:
             self.succeeded += 1
         if outcome.cached:
             self.cached += 1
-        elif outcome.completion is not None:
-            self.prompt_tokens += outcome.completion.prompt_tokens
-            self.completion_tokens += outcome.completion.completion_tokens
-            self.llm_seconds += outcome.completion.seconds
-            if outcome.cost is None:
-                self.unpriced += 1
-            else:
-                self.cost += outcome.cost
+        self.charge(outcome)
+
+    def charge(self, outcome: Outcome) -> None:
+        """Count what the call behind ``outcome`` used, unless its answer came from the cache."""
+        if outcome.cached or outcome.completion is None:
+            return
+        self.prompt_tokens += outcome.completion.prompt_tokens
+        self.completion_tokens += outcome.completion.completion_tokens
+        self.llm_seconds += outcome.completion.seconds
+        if outcome.cost is None:
+            self.unpriced += 1
+        else:
+            self.cost += outcome.cost
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -208,6 +213,7 @@ class Engine:
             except (ValueError, ValidationError) as e:
                 if attempt + 1 < attempts:
                     self.stats.retries["invalid_output"] += 1
+                    self.stats.charge(outcome)  # the rejected answer was paid for too
                     continue
                 outcome.error = LLMError(
                     "invalid_output", str(e).splitlines()[0], raw=outcome.completion.text
