@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -92,3 +94,22 @@ def test_json_schema_output_parses(backend: EmbeddedBackend) -> None:
 def test_missing_model_file_is_a_clear_error(backend: EmbeddedBackend, tmp_path: Path) -> None:
     with pytest.raises(DatamillError, match="model file not found"):
         EmbeddedBackend(model_path=tmp_path / "nope.gguf").complete_sync(ask("hi", max_tokens=4))
+
+
+def test_concurrent_first_calls_keep_stdout(backend: EmbeddedBackend) -> None:
+    # A fresh process whose first calls race to load the model: stdout must survive.
+    code = (
+        "import asyncio\n"
+        "from datamill.llm import ChatRequest\n"
+        "from datamill.llm.embedded import EmbeddedBackend\n"
+        "from datamill.records import Message\n"
+        "b = EmbeddedBackend()\n"
+        "r = ChatRequest(messages=[Message(role='user', content='hi')], max_tokens=2, seed=1)\n"
+        "async def main():\n"
+        "    await asyncio.gather(*(b.complete(r) for _ in range(4)))\n"
+        "asyncio.run(main())\n"
+        "print('still printing')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "still printing"

@@ -33,9 +33,11 @@ def default_model_path() -> Path:
     return Path(spec.submodule_search_locations[0]) / DEFAULT_MODEL_FILE
 
 
+_loading = threading.Lock()
+
+
 @cache
-def _load(path: str, n_ctx: int, n_threads: int) -> tuple[Any, threading.Lock]:
-    """One llama.cpp model per process and configuration, with the lock that guards it."""
+def _load_once(path: str, n_ctx: int, n_threads: int) -> tuple[Any, threading.Lock]:
     try:
         from llama_cpp import Llama
     except ImportError:
@@ -44,6 +46,17 @@ def _load(path: str, n_ctx: int, n_threads: int) -> tuple[Any, threading.Lock]:
         raise DatamillError(f"{path}: model file not found")
     llama = Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, verbose=False)
     return llama, threading.Lock()
+
+
+def _load(path: str, n_ctx: int, n_threads: int) -> tuple[Any, threading.Lock]:
+    """One llama.cpp model per process and configuration, with the lock that guards it.
+
+    Loading is serialised: two threads loading at once would each redirect the process's
+    stdout while llama.cpp talks, and the second would restore the first's redirection,
+    leaving stdout pointing at /dev/null for good.
+    """
+    with _loading:
+        return _load_once(path, n_ctx, n_threads)
 
 
 class EmbeddedBackend:
