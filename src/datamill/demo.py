@@ -10,28 +10,28 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from rich.progress import Progress, TaskID
 
 from datamill.checks import ExactDedup, Length, run_checks
 from datamill.export.sft import write_sft_jsonl
-from datamill.generate import instructions
-from datamill.generate.packs import builtin_packs, load_pack
-from datamill.llm.base import Backend
-from datamill.llm.cache import RequestCache
-from datamill.llm.engine import Engine, RunStats
+from datamill.generate.run import run_generation
+from datamill.llm.config import BackendConfig
+from datamill.recipe import Recipe
 from datamill.records import Record
 from datamill.store import Dataset, Version
 
-RECIPE = "demo"
+
+def demo_recipe(n: int, seed: int, backend: BackendConfig | None = None) -> Recipe:
+    return Recipe(
+        name="demo",
+        description="Domain questions and answers from the built-in packs.",
+        family="domain_instructions",
+        n=n,
+        seed=seed,
+        backends={"generator": backend or BackendConfig(kind="embedded")},
+    )
 
 
 @dataclass
@@ -41,28 +41,11 @@ class DemoResult:
     checked: Version
     sft: Path
     exported: int
-    llm: RunStats
     seconds: float
 
-
-async def _generate(
-    engine: Engine, dataset: Dataset, n: int, seed: int, progress: Progress
-) -> Version:
-    packs = [load_pack(name) for name in builtin_packs()]
-    slots = instructions.plan(packs, n, seed)
-    task = progress.add_task("generate", total=len(slots))
-    params = {"recipe": RECIPE, "n": n, "seed": seed, "model": engine.backend.model}
-    async with engine:
-        with dataset.writer("generate", params, parent=None) as w:
-            w.counts["failed"] = 0
-            async for out in instructions.generate(engine, slots, recipe=RECIPE):
-                if isinstance(out, Record):
-                    w.write(out)
-                else:
-                    w.counts["failed"] += 1
-                progress.advance(task)
-    assert w.committed is not None
-    return w.committed
+    @property
+    def llm(self) -> dict[str, Any]:
+        return self.generated.stats["llm"]["generator"]  # type: ignore[index,return-value]
 
 
 def _ticking(records: Iterable[Record], progress: Progress, task: TaskID) -> Iterator[Record]:
@@ -72,20 +55,21 @@ def _ticking(records: Iterable[Record], progress: Progress, task: TaskID) -> Ite
 
 
 def run_demo(
-    backend: Backend, out: Path, n: int = 30, seed: int = 0, console: Console | None = None
+    out: Path,
+    n: int = 30,
+    seed: int = 0,
+    backend: BackendConfig | None = None,
+    progress: Progress | None = None,
 ) -> DemoResult:
-    console = console or Console()
+    progress = progress or Progress()
     start = time.perf_counter()
     dataset = Dataset.create(out / "dataset", name="demo")
-    columns = (
-        TextColumn("{task.description:>9}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console, transient=False) as progress:
-        engine = Engine(backend, cache=RequestCache(out / "llm-cache.sqlite"))
-        generated = asyncio.run(_generate(engine, dataset, n, seed, progress))
+    recipe = demo_recipe(n, seed, backend)
+    with progress:
+        task = progress.add_task("generate", total=n)
+        generated = asyncio.run(
+            run_generation(recipe, dataset, advance=lambda: progress.advance(task))
+        )
         checks = [ExactDedup(on="prompt"), Length(min_words=5, max_words=400)]
         task = progress.add_task("check", total=generated.counts["records"])
         checked = dataset.write(
@@ -102,6 +86,5 @@ def run_demo(
         checked=checked,
         sft=sft,
         exported=exported,
-        llm=engine.stats,
         seconds=time.perf_counter() - start,
     )

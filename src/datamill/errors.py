@@ -8,6 +8,8 @@ DatamillError                 base: the CLI prints its message as one line
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 
 class DatamillError(Exception):
     """An error the user can act on; its message says what went wrong and where."""
@@ -19,6 +21,14 @@ class InputError(DatamillError):
         where = file if line is None else f"{file}:{line}"
         what = f"field '{field}': {reason}" if field else reason
         super().__init__(f"{where}: {what}")
+
+
+def validation_error(file: str, error: ValidationError, prefix: str = "") -> InputError:
+    """The first problem of a pydantic validation error, as an InputError naming the field."""
+    first = error.errors()[0]
+    loc = [prefix] if prefix else []
+    loc += [str(part) for part in first["loc"]]
+    return InputError(file, None, ".".join(loc) or None, first["msg"])
 
 
 class DatasetError(DatamillError):

@@ -13,8 +13,11 @@ import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from datamill.errors import LLMError
-from datamill.generate.packs import DomainPack
+from datamill.generate.family import Context, register
+from datamill.generate.packs import DomainPack, builtin_packs, load_pack
 from datamill.generate.template import PromptTemplate
 from datamill.llm.base import ChatRequest
 from datamill.llm.engine import Engine, Outcome, usage_of
@@ -164,3 +167,27 @@ def _record(slot: Slot, ask: Outcome, answer: Outcome, recipe: str | None) -> Re
             usage=usage_of(ask, answer),
         ),
     )
+
+
+class DomainInstructionsParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    domains: list[str] = Field(
+        default_factory=builtin_packs, description="built-in pack names or paths to YAML packs"
+    )
+    temperature: float = Field(0.8, ge=0, le=2)
+    max_tokens: int = Field(160, ge=1)
+
+
+class DomainInstructions:
+    name = "domain_instructions"
+    Params = DomainInstructionsParams
+
+    def generate(
+        self, ctx: Context, params: DomainInstructionsParams, n: int
+    ) -> AsyncIterator[Record | LLMError]:
+        slots = plan([load_pack(d) for d in params.domains], n, ctx.seed)
+        return generate(ctx.engine(), slots, ctx.recipe, params.temperature, params.max_tokens)
+
+
+register(DomainInstructions())

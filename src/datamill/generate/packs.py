@@ -10,10 +10,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from datamill.errors import InputError
+from datamill.yamlfile import load_model, parse_yaml, to_model
 
 
 class DomainPack(BaseModel):
@@ -37,29 +37,11 @@ def builtin_packs() -> list[str]:
 
 def load_pack(name_or_path: str | Path) -> DomainPack:
     """A built-in pack by name, or a user's pack from a YAML file."""
-    path = Path(name_or_path)
-    if path.suffix not in (".yaml", ".yml"):
-        if str(name_or_path) not in builtin_packs():
-            raise InputError(
-                str(name_or_path),
-                None,
-                None,
-                f"no such domain pack; built-in packs: {', '.join(builtin_packs())}",
-            )
-        text = (resources.files("datamill.generate") / "domains" / f"{path}.yaml").read_text()
-    else:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as e:
-            raise InputError(str(path), None, None, e.strerror or str(e)) from None
-    try:
-        return DomainPack.model_validate(yaml.safe_load(text))
-    except yaml.YAMLError as e:
-        line = getattr(getattr(e, "problem_mark", None), "line", None)
-        raise InputError(
-            str(name_or_path), None if line is None else line + 1, None, "invalid YAML"
-        ) from None
-    except ValidationError as e:
-        err = e.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or None
-        raise InputError(str(name_or_path), None, field, err["msg"]) from None
+    name = str(name_or_path)
+    if Path(name).suffix in (".yaml", ".yml"):
+        return load_model(name, DomainPack)
+    if name not in builtin_packs():
+        known = ", ".join(builtin_packs())
+        raise InputError(name, None, None, f"no such domain pack; built-in packs: {known}")
+    text = (resources.files("datamill.generate") / "domains" / f"{name}.yaml").read_text()
+    return to_model(parse_yaml(text, name), DomainPack, name)

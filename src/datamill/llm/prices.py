@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from datamill.errors import InputError
+from datamill.yamlfile import load_model
 
 
 class Price(BaseModel):
@@ -31,13 +30,4 @@ class PriceTable(BaseModel):
     @classmethod
     def load(cls, path: str | Path) -> PriceTable:
         """Read ``{currency: USD, models: {name: {prompt: 0.15, completion: 0.6}}}`` YAML."""
-        try:
-            return cls.model_validate(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
-        except OSError as e:
-            raise InputError(str(path), None, None, e.strerror or str(e)) from None
-        except yaml.YAMLError as e:
-            raise InputError(str(path), None, None, f"invalid YAML: {e}") from None
-        except ValidationError as e:
-            err = e.errors()[0]
-            field = ".".join(str(p) for p in err["loc"]) or None
-            raise InputError(str(path), None, field, err["msg"]) from None
+        return load_model(path, cls)

@@ -1,0 +1,60 @@
+"""Run a recipe's generation: engines per backend role, the family, a new dataset version."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from datamill.generate.family import Context
+from datamill.llm.config import BackendConfig
+from datamill.recipe import Recipe
+from datamill.records import Record
+from datamill.store import Dataset, Version
+
+
+def default_cache(dataset: Dataset) -> Path:
+    return dataset.path / ".cache" / "llm.sqlite"
+
+
+async def run_generation(
+    recipe: Recipe,
+    dataset: Dataset,
+    n: int | None = None,
+    cache: Path | None = None,
+    overrides: dict[str, BackendConfig] | None = None,
+    advance: Callable[[], None] | None = None,
+) -> Version:
+    """Generate ``n`` (default: the recipe's) items into a new root version of ``dataset``.
+
+    Every call goes through the request cache, so a killed run started again pays only for
+    what it had not received, and produces the same records in the same order.
+    """
+    family, params = recipe.task()
+    n = n or recipe.n
+    backends = {**recipe.backends, **(overrides or {})}
+    prices = recipe.price_table()
+    cache = cache or default_cache(dataset)
+    engines = {role: config.engine(cache, prices) for role, config in backends.items()}
+    ctx = Context(engines, recipe.name, recipe.seed)
+    spec = recipe.model_copy(update={"backends": backends}).model_dump(mode="json")
+    failures: Counter[str] = Counter()
+    try:
+        with dataset.writer("generate", {"recipe": spec, "n": n}, parent=None) as w:
+            async for out in family.generate(ctx, params, n):
+                if isinstance(out, Record):
+                    w.write(out)
+                else:
+                    failures[out.cause] += 1
+                if advance is not None:
+                    advance()
+            w.counts["failed"] = failures.total()
+            w.stats = {
+                "failures": dict(failures),
+                "llm": {role: engine.stats.as_dict() for role, engine in engines.items()},
+            }
+    finally:
+        for engine in engines.values():
+            await engine.aclose()
+    assert w.committed is not None
+    return w.committed
