@@ -28,7 +28,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _version(value: bool) -> None:
@@ -60,6 +60,9 @@ def info(dataset: DatasetArg, version: VersionOpt = None) -> None:
 
     ds = Dataset.open(dataset)
     manifest = ds.manifest()
+    if not manifest.versions:
+        console.print(f"{escape(manifest.name)} — {escape(str(ds.path))}: no versions yet")
+        return
     current = ds.version(version)
     table = Table(title=f"{manifest.name} — {ds.path}")
     for column in ("version", "parent", "stage", "records", "counts", "created"):
@@ -102,19 +105,31 @@ def import_(
         OnError, typer.Option(help="raise: stop at the first bad row; quarantine: set it aside.")
     ] = OnError.raise_,
     rejects: Annotated[
-        Path | None, typer.Option(help="Where quarantined rows go (default: OUT/rejects.jsonl).")
+        Path | None,
+        typer.Option(help="Where quarantined rows go (default: OUT/rejects/import-TIME.jsonl)."),
     ] = None,
 ) -> None:
     """Import records from files into a new dataset version (all or nothing)."""
     from datamill.ingest import Rejects, read_records
+    from datamill.records import utc_now
     from datamill.store import Dataset
 
     ds = Dataset.create(out)
-    rejects_path = rejects or out / "rejects.jsonl"
+    stamp = utc_now().strftime("%Y%m%dT%H%M%S")
+    rejects_path = rejects or out / "rejects" / f"import-{stamp}.jsonl"
     params = {"files": [str(f) for f in files], "on_error": on_error.value}
-    with Rejects(rejects_path) as bad, ds.writer("import", params, parent=None) as w:  # type: ignore[arg-type]
+    if on_error == OnError.quarantine:
+        params["rejects"] = str(rejects_path)
+    with (
+        _progress() as progress,
+        Rejects(rejects_path) as bad,
+        ds.writer("import", params, parent=None) as w,  # type: ignore[arg-type]
+    ):
         for file in files:
-            w.write_all(read_records(file, on_error=on_error.value, rejects=bad))
+            task = progress.add_task(file.name[-9:], total=None)
+            for record in read_records(file, on_error=on_error.value, rejects=bad):
+                w.write(record)
+                progress.advance(task)
         w.counts["rejected"] = bad.count
     assert w.committed is not None
     console.print(

@@ -65,6 +65,7 @@ class Rejects:
 
     def add(self, error: InputError, raw: Any) -> None:
         if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self.path, "wb")  # noqa: SIM115 -- closed by close()
         entry = {
             "file": error.file,
