@@ -9,6 +9,7 @@ item fail. Failures are data: the runner counts them by cause.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -46,7 +47,6 @@ class Family(Protocol):
 
 
 _FAMILIES: dict[str, Family] = {}
-BUILTIN = ("datamill.generate.instructions",)
 
 
 def register(family: Family) -> Family:
@@ -55,8 +55,10 @@ def register(family: Family) -> Family:
 
 
 def _load_builtins() -> None:
-    for module in BUILTIN:
-        importlib.import_module(module)
+    from datamill.generate import families as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{module.name}")
 
 
 def get_family(name: str) -> Family:
