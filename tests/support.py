@@ -9,9 +9,16 @@ from __future__ import annotations
 
 import importlib
 import os
+from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from datamill.llm.config import BackendConfig
+    from datamill.records import Record
+    from datamill.store import Version
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -43,3 +50,36 @@ def embedded_backend():  # type: ignore[no-untyped-def]
     except MissingDependency as e:
         skip_or_fail(str(e))
     return EmbeddedBackend()
+
+
+def run_family(
+    family: str,
+    out: Path,
+    n: int,
+    params: dict[str, Any] | None = None,
+    backend: BackendConfig | None = None,
+    seed: int = 0,
+) -> tuple[list[Record], Version]:
+    """Run a task family through the real recipe runner into a dataset under ``out``.
+
+    ``backend`` defaults to the embedded model; pass ``BackendConfig(kind="openai",
+    base_url=stub.url, model="stub")`` to run against a StubServer.
+    """
+    import asyncio
+
+    from datamill.generate.run import run_generation
+    from datamill.llm.config import BackendConfig
+    from datamill.recipe import Recipe
+    from datamill.store import Dataset
+
+    recipe = Recipe(
+        name=f"test-{family}",
+        family=family,
+        n=n,
+        seed=seed,
+        params=params or {},
+        backends={"generator": backend or BackendConfig(kind="embedded")},
+    )
+    dataset = Dataset.create(out)
+    version = asyncio.run(run_generation(recipe, dataset))
+    return list(dataset.records(version.version)), version
