@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
 from datamill.errors import DatamillError, LLMError
-from datamill.llm.engine import Engine
-from datamill.records import Record
+from datamill.generate.template import PromptTemplate
+from datamill.llm.engine import Engine, Outcome, usage_of
+from datamill.records import Provenance, Record
 
 
 @dataclass
@@ -28,6 +29,28 @@ class Context:
     engines: dict[str, Engine]
     recipe: str
     seed: int = 0
+
+    def provenance(
+        self,
+        template: PromptTemplate,
+        outcomes: Sequence[Outcome],
+        parents: Sequence[str] = (),
+    ) -> Provenance:
+        """Provenance of a record made by ``outcomes`` (the last one made its final text)."""
+        last = outcomes[-1]
+        assert last.completion is not None, "provenance of a failed call"
+        return Provenance(
+            source="synthetic",
+            model=last.completion.model,
+            backend=last.completion.backend,
+            template=template.name,
+            template_version=template.version,
+            params=last.request.sampling(),
+            seed=last.request.seed,
+            parents=list(parents),
+            recipe=self.recipe,
+            usage=usage_of(*outcomes),
+        )
 
     def engine(self, role: str = "generator") -> Engine:
         try:
@@ -39,6 +62,12 @@ class Context:
             ) from None
 
 
+def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """``items`` in slices of ``size``: a family sends a chunk's calls at once, then the next."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
 class Family(Protocol):
     name: str
     Params: type[BaseModel]
@@ -46,6 +75,7 @@ class Family(Protocol):
     def generate(self, ctx: Context, params: Any, n: int) -> AsyncIterator[Record | LLMError]: ...
 
 
+T = TypeVar("T")
 _FAMILIES: dict[str, Family] = {}
 
 

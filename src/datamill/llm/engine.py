@@ -221,12 +221,23 @@ class Engine:
         self.stats.add(outcome)
         return outcome
 
-    async def map(self, requests: Iterable[ChatRequest]) -> AsyncIterator[Outcome]:
-        """Complete every request, ``concurrency`` at a time, yielding outcomes in input order."""
+    async def map(
+        self, requests: Iterable[ChatRequest], schema: type[BaseModel] | None = None
+    ) -> AsyncIterator[Outcome]:
+        """Complete every request, ``concurrency`` at a time, yielding outcomes in input order.
+
+        With ``schema``, each is a structured call (see :meth:`complete_json`) and the
+        outcome's ``parsed`` holds the validated object.
+        """
         window: deque[asyncio.Task[Outcome]] = deque()
         try:
             for request in requests:
-                window.append(asyncio.create_task(self.complete(request)))
+                call = (
+                    self.complete(request)
+                    if schema is None
+                    else self.complete_json(request, schema)
+                )
+                window.append(asyncio.create_task(call))
                 if len(window) >= 4 * self.concurrency:
                     yield await window.popleft()
             while window:

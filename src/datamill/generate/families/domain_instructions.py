@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, Field
 
 from datamill.errors import LLMError
-from datamill.generate.family import Context, register
+from datamill.generate.family import Context, chunks, register
 from datamill.generate.packs import DomainPack, builtin_packs, load_pack
 from datamill.generate.template import PromptTemplate
 from datamill.llm.base import ChatRequest
-from datamill.llm.engine import Engine, Outcome, usage_of
-from datamill.records import Message, Provenance, Record
+from datamill.llm.engine import Outcome
+from datamill.records import Message, Record
 
 INSTRUCTION = PromptTemplate(
     name="domain-instruction",
@@ -78,9 +78,8 @@ def parse_instruction(text: str) -> str | None:
 
 
 async def generate(
-    engine: Engine,
+    ctx: Context,
     slots: Sequence[Slot],
-    recipe: str | None = None,
     temperature: float = 0.8,
     max_tokens: int = 160,
 ) -> AsyncIterator[Record | LLMError]:
@@ -89,9 +88,8 @@ async def generate(
     Slots go through in chunks, each chunk's questions first and then their answers, so
     that every call of a chunk is in flight at once and memory stays bounded.
     """
-    chunk = 4 * engine.concurrency
-    for start in range(0, len(slots), chunk):
-        part = slots[start : start + chunk]
+    engine = ctx.engine()
+    for part in chunks(slots, 4 * engine.concurrency):
         asks = [_ask(slot, temperature) for slot in part]
         asked = [o async for o in engine.map(asks)]
         answers = {}
@@ -109,7 +107,7 @@ async def generate(
             elif (answer := answered[i]).error is not None:
                 yield answer.error
             else:
-                yield _record(slot, ask, answer, recipe)
+                yield _record(ctx, slot, ask, answer)
 
 
 def _variables(slot: Slot) -> dict[str, str]:
@@ -138,7 +136,7 @@ def _text(outcome: Outcome) -> str | None:
     return outcome.completion.text if outcome.completion is not None else None
 
 
-def _record(slot: Slot, ask: Outcome, answer: Outcome, recipe: str | None) -> Record:
+def _record(ctx: Context, slot: Slot, ask: Outcome, answer: Outcome) -> Record:
     completion = answer.completion
     assert completion is not None
     return Record(
@@ -155,17 +153,7 @@ def _record(slot: Slot, ask: Outcome, answer: Outcome, recipe: str | None) -> Re
             "instruction_template": f"{INSTRUCTION.name}@{INSTRUCTION.version}",
             "finish_reason": completion.finish_reason,
         },
-        provenance=Provenance(
-            source="synthetic",
-            model=completion.model,
-            backend=completion.backend,
-            template=RESPONSE.name,
-            template_version=RESPONSE.version,
-            params=answer.request.sampling(),
-            seed=slot.seed,
-            recipe=recipe,
-            usage=usage_of(ask, answer),
-        ),
+        provenance=ctx.provenance(RESPONSE, [ask, answer]),
     )
 
 
@@ -187,7 +175,7 @@ class DomainInstructions:
         self, ctx: Context, params: DomainInstructionsParams, n: int
     ) -> AsyncIterator[Record | LLMError]:
         slots = plan([load_pack(d) for d in params.domains], n, ctx.seed)
-        return generate(ctx.engine(), slots, ctx.recipe, params.temperature, params.max_tokens)
+        return generate(ctx, slots, params.temperature, params.max_tokens)
 
 
 register(DomainInstructions())
