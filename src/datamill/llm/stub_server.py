@@ -7,7 +7,10 @@ up), ``garbage`` (a 200 whose body is not JSON) or ``drop`` (close the connectio
 answering). ``GET /stats`` tells how many calls each prompt received, so tests can check
 that nothing was paid for twice.
 
-Run it alone with ``python -m datamill.llm.stub_server --port 8000 --latency 0.1``.
+Run it alone with ``python -m datamill.llm.stub_server --port 8000 --latency 0.1``; with
+``--workers K`` it runs K processes on the same port (SO_REUSEPORT), and with ``--fast`` it
+serves the happy path only on bare asyncio, a third of the CPU per request: for benchmarks,
+where the server must not be what limits the client being measured.
 """
 
 from __future__ import annotations
@@ -16,7 +19,12 @@ import argparse
 import asyncio
 import hashlib
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections import Counter
 from typing import Any
 
@@ -34,6 +42,28 @@ def reply_for(body: dict[str, Any]) -> str:
     if body.get("response_format"):
         return json.dumps({"answer": f"{digest}", "echo": last[:40]})
     return f"reply {digest} to: {last[:40]}"
+
+
+def chat_completion(body: dict[str, Any], text: str) -> dict[str, Any]:
+    """The OpenAI-style response carrying ``text``, with word counts for token usage."""
+    prompt_tokens = sum(len((m.get("content") or "").split()) for m in body["messages"])
+    return {
+        "id": "chatcmpl-stub",
+        "object": "chat.completion",
+        "model": body.get("model", "stub"),
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": len(text.split()),
+            "total_tokens": prompt_tokens + len(text.split()),
+        },
+    }
 
 
 class StubServer:
@@ -94,26 +124,7 @@ class StubServer:
             request.transport.close()
             return web.Response()
         text = self._take(self.scripted_replies, prompt) or reply_for(body)
-        prompt_tokens = sum(len((m.get("content") or "").split()) for m in body["messages"])
-        return web.json_response(
-            {
-                "id": "chatcmpl-stub",
-                "object": "chat.completion",
-                "model": body.get("model", "stub"),
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": text},
-                        "finish_reason": "stop",
-                    }
-                ],
-                "usage": {
-                    "prompt_tokens": prompt_tokens,
-                    "completion_tokens": len(text.split()),
-                    "total_tokens": prompt_tokens + len(text.split()),
-                },
-            }
-        )
+        return web.json_response(chat_completion(body, text))
 
     async def _stats(self, request: web.Request) -> web.Response:
         return web.json_response({"calls": dict(self.calls)})
@@ -124,10 +135,10 @@ class StubServer:
         app.router.add_get("/stats", self._stats)
         return app
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+    async def start(self, host: str = "127.0.0.1", port: int = 0, reuse_port: bool = False) -> int:
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, backlog=4096)
+        site = web.TCPSite(self._runner, host, port, backlog=4096, reuse_port=reuse_port or None)
         await site.start()
         self.port = self._runner.addresses[0][1]
         return self.port
@@ -160,19 +171,163 @@ class StubServer:
             self._thread.join(10)
 
 
+class _FastConnection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection of the fast server (see :class:`FastStubServer`)."""
+
+    def __init__(self, server: FastStubServer) -> None:
+        self.server = server
+        self.buffer = b""
+        self.transport: asyncio.Transport | None = None
+        self.queue: list[asyncio.Future[bytes]] = []  # responses, in request order
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while self.transport is not None:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            lines = self.buffer[:end].decode("latin-1").split("\r\n")
+            method, target, _ = lines[0].split(" ", 2)
+            headers = {}
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+            if "chunked" in headers.get("transfer-encoding", ""):
+                self._send(501, b'{"error": {"message": "chunked bodies are not supported"}}')
+                self.transport.close()
+                return
+            length = int(headers.get("content-length") or 0)
+            if len(self.buffer) < end + 4 + length:
+                if headers.get("expect", "").lower() == "100-continue":
+                    self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                return
+            body = self.buffer[end + 4 : end + 4 + length]
+            self.buffer = self.buffer[end + 4 + length :]
+            close = headers.get("connection", "").lower() == "close"
+            self._handle(method, target.split("?", 1)[0], body, close)
+
+    def _handle(self, method: str, path: str, raw: bytes, close: bool) -> None:
+        loop = asyncio.get_running_loop()
+        if method == "POST" and path == "/v1/chat/completions":
+            try:
+                body = json.loads(raw)
+                prompt = body["messages"][-1].get("content") or ""
+            except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+                self._send(400, b'{"error": {"message": "not a chat completion request"}}', close)
+                return
+            self.server.calls[prompt] += 1
+            loop.call_later(self.server.latency, self._answer, body, close)
+        elif method == "GET" and path == "/stats":
+            self._send(200, json.dumps({"calls": dict(self.server.calls)}).encode(), close)
+        else:
+            self._send(404, b'{"error": {"message": "not found"}}', close)
+
+    def _answer(self, body: dict[str, Any], close: bool) -> None:
+        payload = json.dumps(chat_completion(body, reply_for(body))).encode()
+        self._send(200, payload, close)
+
+    def _send(self, status: int, payload: bytes, close: bool = False) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        reason = {200: "OK", 400: "Bad Request", 404: "Not Found"}.get(status, "Error")
+        head = (
+            f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\n"
+            + ("Connection: close\r\n" if close else "")
+            + "\r\n"
+        )
+        self.transport.write(head.encode() + payload)
+        if close:
+            self.transport.close()
+
+
+class FastStubServer:
+    """The stub's happy path only, on bare asyncio: about a third of the CPU per request.
+
+    Same answers as :class:`StubServer` (``reply_for``, ``chat_completion``), after the same
+    fixed latency, but no faults and no scripted replies. For benchmarks, where the server
+    shares the machine's cores with the client being measured.
+    """
+
+    def __init__(self, latency: float = 0.0) -> None:
+        self.latency = latency
+        self.calls: Counter[str] = Counter()
+        self.port = 0
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0, reuse_port: bool = False) -> int:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            lambda: _FastConnection(self), host, port, backlog=4096, reuse_port=reuse_port or None
+        )
+        self.port = server.sockets[0].getsockname()[1]
+        return self.port
+
+
+def _watch_parent(parent: int) -> None:
+    """End this worker when the process that started it is gone."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes sharing the port (SO_REUSEPORT); /stats then counts per worker",
+    )
+    parser.add_argument(
+        "--fast",
+        action="store_true",
+        help="the happy path only (no faults), on bare asyncio: for benchmarks",
+    )
+    parser.add_argument("--parent", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    server = StubServer(latency=args.latency)
+    server = FastStubServer(args.latency) if args.fast else StubServer(latency=args.latency)
+    children: list[subprocess.Popen[str]] = []
+    if args.parent:
+        threading.Thread(target=_watch_parent, args=(args.parent,), daemon=True).start()
+
+    def stop(*_: object) -> None:
+        for child in children:
+            child.terminate()
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
 
     async def run() -> None:
-        port = await server.start(port=args.port)
+        port = await server.start(port=args.port, reuse_port=args.workers > 1 or args.parent > 0)
+        for _ in range(args.workers - 1):
+            command = [sys.executable, "-m", "datamill.llm.stub_server", "--port", str(port)]
+            command += ["--latency", str(args.latency), "--parent", str(os.getpid())]
+            command += ["--fast"] if args.fast else []
+            child = subprocess.Popen(
+                command,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            children.append(child)
+            assert child.stdout is not None
+            child.stdout.readline()  # listening
         print(port, flush=True)
         await asyncio.Event().wait()
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    finally:
+        for child in children:
+            child.terminate()
 
 
 if __name__ == "__main__":
