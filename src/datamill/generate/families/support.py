@@ -1,0 +1,291 @@
+"""Customer support conversations between a simulated customer and a support agent.
+
+Each conversation is one combination of a company policy, a scenario and a customer
+persona (mood, patience, expertise), sampled without replacement. It is generated turn by
+turn: the customer simulator (role ``customer``) writes a message, the agent (role
+``agent``; both fall back to ``generator``) answers as structured output that says whether
+it hands the conversation to a human. An escalation ends the conversation. The policy
+stays in the system message of the record.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from datamill.errors import LLMError
+from datamill.generate.conversation import (
+    check_conversation,
+    engine_for,
+    item_seed,
+    load_data,
+    sample,
+    select,
+)
+from datamill.generate.family import Context, chunks, register
+from datamill.generate.template import PromptTemplate
+from datamill.llm.base import ChatRequest
+from datamill.llm.engine import Outcome
+from datamill.records import Message, Record
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    company: str
+    product: str
+    text: str
+
+
+class Scenario(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    description: str
+    escalation: Literal["expected", "allowed", "not_needed"] = "allowed"
+
+
+class SupportData(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    moods: list[str] = Field(min_length=1)
+    patience: list[str] = Field(min_length=1)
+    expertise: list[str] = Field(min_length=1)
+    policies: list[Policy] = Field(min_length=1)
+    scenarios: list[Scenario] = Field(min_length=1)
+
+
+class AgentTurn(BaseModel):
+    """The agent's structured answer: its message, and whether it hands over to a human."""
+
+    reply: str = Field(min_length=1)
+    escalate: bool
+
+
+CUSTOMER = PromptTemplate(
+    name="support-customer",
+    version="1",
+    system=(
+        "You are a customer of {{ company }} ({{ product }}), chatting with its support. "
+        "You {{ scenario }}. You are {{ mood }}, with {{ patience }}, and {{ expertise }}. "
+        "Write only your own next chat message: one to three sentences, first person."
+    ),
+    user="{{ opening }}",
+)
+OPENING = "Write your first message to the support agent."
+AGENT = PromptTemplate(
+    name="support-agent",
+    version="1",
+    system=(
+        "You are a customer support agent of {{ company }} ({{ product }}). "
+        "Follow this policy exactly:\n{{ policy }}\n"
+        "Be concise and kind. When the policy says to hand over to a human, tell the "
+        "customer so."
+    ),
+    user="{{ message }}",
+)
+# Sent to the agent model only; the record keeps the plain system message above.
+AGENT_FORMAT = (
+    'Answer in JSON: {"reply": your message to the customer, "escalate": true only if you '
+    "hand the conversation to a human now}."
+)
+
+
+@dataclass(frozen=True)
+class Slot:
+    policy: Policy
+    scenario: Scenario
+    mood: str
+    patience: str
+    expertise: str
+    exchanges: int
+    seed: int
+
+
+def plan(data: SupportData, n: int, seed: int, min_turns: int, max_turns: int) -> list[Slot]:
+    axes = [data.policies, data.scenarios, data.moods, data.patience, data.expertise]
+    return [
+        Slot(*combo, exchanges=random.Random(s).randint(min_turns, max_turns), seed=s)
+        for i, combo in enumerate(sample(axes, n, seed))
+        for s in [item_seed(seed, i)]
+    ]
+
+
+_LABEL = re.compile(r"^\s*(customer|me|user)\s*:\s*", re.IGNORECASE)
+_OTHER_SIDE = re.compile(r"^\s*(agent|support|assistant)\s*:", re.IGNORECASE | re.MULTILINE)
+
+
+def parse_customer(text: str) -> str | None:
+    """The customer's message: without a speaker label, quotes, or a made-up agent reply."""
+    text = _OTHER_SIDE.split(text, maxsplit=1)[0]
+    text = _LABEL.sub("", text.strip()).strip()
+    if len(text) > 1 and text[0] == text[-1] == '"':
+        text = text[1:-1].strip()
+    return text or None
+
+
+@dataclass
+class Chat:
+    """One conversation in progress: customer turns are ``user``, agent turns ``assistant``."""
+
+    slot: Slot
+    turns: list[Message] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+    escalated: bool = False
+    error: LLMError | None = None
+
+    @property
+    def open(self) -> bool:
+        replies = sum(m.role == "assistant" for m in self.turns)
+        return self.error is None and not self.escalated and replies < self.slot.exchanges
+
+    def system(self) -> Message:
+        policy = self.slot.policy
+        return AGENT.render(
+            company=policy.company, product=policy.product, policy=policy.text.strip(), message=""
+        )[0]
+
+
+def _customer_request(chat: Chat, temperature: float, max_tokens: int) -> ChatRequest:
+    slot = chat.slot
+    prompt = CUSTOMER.render(
+        company=slot.policy.company,
+        product=slot.policy.product,
+        scenario=slot.scenario.description,
+        mood=slot.mood,
+        patience=slot.patience,
+        expertise=slot.expertise,
+        opening=OPENING,
+    )
+    # The simulator sees the chat from the customer's side: its own turns are its replies.
+    flipped = [
+        Message(role="assistant" if m.role == "user" else "user", content=m.content)
+        for m in chat.turns
+    ]
+    return _request(chat, [*prompt, *flipped], temperature, max_tokens)
+
+
+def _agent_request(chat: Chat, temperature: float, max_tokens: int) -> ChatRequest:
+    instructed = Message(role="system", content=f"{chat.system().content}\n\n{AGENT_FORMAT}")
+    return _request(chat, [instructed, *chat.turns], temperature, max_tokens)
+
+
+def _request(
+    chat: Chat, messages: list[Message], temperature: float, max_tokens: int
+) -> ChatRequest:
+    seed = chat.slot.seed + len(chat.turns)
+    return ChatRequest(messages=messages, temperature=temperature, max_tokens=max_tokens, seed=seed)
+
+
+async def generate(
+    ctx: Context, slots: Sequence[Slot], temperature: float = 0.8, max_tokens: int = 200
+) -> AsyncIterator[Record | LLMError]:
+    """Yield a record (or the error that ended it) per slot, in slot order.
+
+    The conversations of a chunk advance together, one turn at a time, so that all of a
+    turn's calls are in flight at once.
+    """
+    customer, agent = engine_for(ctx, "customer"), engine_for(ctx, "agent")
+    for part in chunks(slots, 4 * agent.concurrency):
+        chats = [Chat(slot) for slot in part]
+        while active := [c for c in chats if c.open]:
+            asks = [_customer_request(c, temperature, max_tokens) for c in active]
+            asked = [o async for o in customer.map(asks)]
+            for chat, outcome in zip(active, asked, strict=True):
+                if (text := _take(chat, outcome)) is None:
+                    continue
+                if (message := parse_customer(text)) is None:
+                    chat.error = LLMError("invalid_output", "no customer message", raw=text)
+                else:
+                    chat.turns.append(Message(role="user", content=message))
+            active = [c for c in active if c.error is None]
+            answers = [_agent_request(c, temperature, max_tokens) for c in active]
+            answered = [o async for o in agent.map(answers, schema=AgentTurn)]
+            for chat, outcome in zip(active, answered, strict=True):
+                if _take(chat, outcome) is not None:
+                    turn: AgentTurn = outcome.parsed
+                    chat.turns.append(Message(role="assistant", content=turn.reply.strip()))
+                    chat.escalated = turn.escalate
+        for chat in chats:
+            yield chat.error or _record(ctx, chat)
+
+
+def _take(chat: Chat, outcome: Outcome) -> str | None:
+    """The outcome's text, kept in the chat's history; or its error, set on the chat."""
+    if outcome.error is not None:
+        chat.error = outcome.error
+        return None
+    assert outcome.completion is not None
+    chat.outcomes.append(outcome)
+    return outcome.completion.text
+
+
+def _record(ctx: Context, chat: Chat) -> Record | LLMError:
+    messages = [chat.system(), *chat.turns]
+    if (problem := check_conversation(messages)) is not None:
+        return LLMError("invalid_conversation", problem)
+    slot = chat.slot
+    return Record(
+        messages=messages,
+        task="support",
+        domain="customer_support",
+        language="en",
+        metadata={
+            "persona": {"mood": slot.mood, "patience": slot.patience, "expertise": slot.expertise},
+            "scenario": slot.scenario.id,
+            "scenario_description": slot.scenario.description,
+            "policy_id": slot.policy.id,
+            "company": slot.policy.company,
+            "escalated": chat.escalated,
+            "escalation_policy": slot.scenario.escalation,
+            "exchanges": sum(m.role == "assistant" for m in chat.turns),
+            "planned_exchanges": slot.exchanges,
+            "customer_template": f"{CUSTOMER.name}@{CUSTOMER.version}",
+        },
+        provenance=ctx.provenance(AGENT, chat.outcomes),
+    )
+
+
+class SupportParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scenarios: str = Field("support", description="built-in scenario file or a YAML path")
+    policies: list[str] | None = Field(None, description="policy ids to use (default: all)")
+    only: list[str] | None = Field(None, description="scenario ids to use (default: all)")
+    min_turns: int = Field(2, ge=1, le=10, description="fewest customer/agent exchanges")
+    max_turns: int = Field(4, ge=1, le=10, description="most customer/agent exchanges")
+    temperature: float = Field(0.8, ge=0, le=2)
+    max_tokens: int = Field(200, ge=1)
+
+    @model_validator(mode="after")
+    def _turns(self) -> SupportParams:
+        if self.min_turns > self.max_turns:
+            raise ValueError("min_turns is above max_turns")
+        return self
+
+
+class Support:
+    name = "support"
+    Params = SupportParams
+
+    def generate(
+        self, ctx: Context, params: SupportParams, n: int
+    ) -> AsyncIterator[Record | LLMError]:
+        data = load_data(params.scenarios, "scenarios", SupportData)
+        data = data.model_copy(
+            update={
+                "policies": select(data.policies, params.policies, "policies"),
+                "scenarios": select(data.scenarios, params.only, "scenarios"),
+            }
+        )
+        slots = plan(data, n, ctx.seed, params.min_turns, params.max_turns)
+        return generate(ctx, slots, params.temperature, params.max_tokens)
+
+
+register(Support())
