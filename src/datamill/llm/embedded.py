@@ -8,11 +8,11 @@ model, not a source of quality: point datamill at an OpenAI-compatible server fo
 from __future__ import annotations
 
 import asyncio
+import atexit
 import importlib.util
 import os
 import threading
 import time
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -34,18 +34,7 @@ def default_model_path() -> Path:
 
 
 _loading = threading.Lock()
-
-
-@cache
-def _load_once(path: str, n_ctx: int, n_threads: int) -> tuple[Any, threading.Lock]:
-    try:
-        from llama_cpp import Llama
-    except ImportError:
-        raise MissingDependency("llama-cpp-python", "pip install 'datamill[embedded]'") from None
-    if not Path(path).is_file():
-        raise DatamillError(f"{path}: model file not found")
-    llama = Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, verbose=False)
-    return llama, threading.Lock()
+_models: dict[tuple[str, int, int], tuple[Any, threading.Lock]] = {}
 
 
 def _load(path: str, n_ctx: int, n_threads: int) -> tuple[Any, threading.Lock]:
@@ -55,8 +44,28 @@ def _load(path: str, n_ctx: int, n_threads: int) -> tuple[Any, threading.Lock]:
     stdout while llama.cpp talks, and the second would restore the first's redirection,
     leaving stdout pointing at /dev/null for good.
     """
+    key = (path, n_ctx, n_threads)
     with _loading:
-        return _load_once(path, n_ctx, n_threads)
+        if key not in _models:
+            try:
+                from llama_cpp import Llama
+            except ImportError:
+                raise MissingDependency(
+                    "llama-cpp-python", "pip install 'datamill[embedded]'"
+                ) from None
+            if not Path(path).is_file():
+                raise DatamillError(f"{path}: model file not found")
+            llama = Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+            _models[key] = (llama, threading.Lock())
+        return _models[key]
+
+
+@atexit.register
+def _close_models() -> None:
+    # Free the models while the interpreter is whole; llama.cpp's own finaliser fails
+    # noisily when it runs during interpreter shutdown.
+    while _models:
+        _models.popitem()[1][0].close()
 
 
 class EmbeddedBackend:
