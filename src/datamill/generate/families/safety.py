@@ -160,7 +160,7 @@ def _record(
     text = (_text(answer) or "").strip()
     expected = expected_behaviour(slot.category, slot.style)
     messages = [*prompt, Message(role="assistant", content=text)]
-    if (problem := check_target(expected, text)) is not None:
+    if (problem := check_target(expected, text, request)) is not None:
         return LLMError("behaviour_mismatch", problem, raw=text)
     if (problem := check_conversation(messages)) is not None:
         return LLMError("invalid_output", problem, raw=text)

@@ -34,26 +34,24 @@ from datamill.llm.engine import Outcome
 from datamill.records import Message, Record
 
 
-class Policy(BaseModel):
+class _Data(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+
+class Policy(_Data):
     id: str
     company: str
     product: str
     text: str
 
 
-class Scenario(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Scenario(_Data):
     id: str
     description: str
     escalation: Literal["expected", "allowed", "not_needed"] = "allowed"
 
 
-class SupportData(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SupportData(_Data):
     moods: list[str] = Field(min_length=1)
     patience: list[str] = Field(min_length=1)
     expertise: list[str] = Field(min_length=1)
@@ -146,23 +144,24 @@ class Chat:
         return self.error is None and not self.escalated and replies < self.slot.exchanges
 
     def system(self) -> Message:
-        policy = self.slot.policy
-        return AGENT.render(
-            company=policy.company, product=policy.product, policy=policy.text.strip(), message=""
-        )[0]
+        return AGENT.render(**_variables(self.slot), message="")[0]
+
+
+def _variables(slot: Slot) -> dict[str, str]:
+    policy = slot.policy
+    return {
+        "company": policy.company,
+        "product": policy.product,
+        "policy": policy.text.strip(),
+        "scenario": slot.scenario.description,
+        "mood": slot.mood,
+        "patience": slot.patience,
+        "expertise": slot.expertise,
+    }
 
 
 def _customer_request(chat: Chat, temperature: float, max_tokens: int) -> ChatRequest:
-    slot = chat.slot
-    prompt = CUSTOMER.render(
-        company=slot.policy.company,
-        product=slot.policy.product,
-        scenario=slot.scenario.description,
-        mood=slot.mood,
-        patience=slot.patience,
-        expertise=slot.expertise,
-        opening=OPENING,
-    )
+    prompt = CUSTOMER.render(**_variables(chat.slot), opening=OPENING)
     # The simulator sees the chat from the customer's side: its own turns are its replies.
     flipped = [
         Message(role="assistant" if m.role == "user" else "user", content=m.content)
@@ -252,9 +251,7 @@ def _record(ctx: Context, chat: Chat) -> Record | LLMError:
     )
 
 
-class SupportParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SupportParams(_Data):
     scenarios: str = Field("support", description="built-in scenario file or a YAML path")
     policies: list[str] | None = Field(None, description="policy ids to use (default: all)")
     only: list[str] | None = Field(None, description="scenario ids to use (default: all)")
