@@ -14,7 +14,9 @@ from typing import Any
 
 from rich.progress import Progress, TaskID
 
-from datamill.checks import ExactDedup, Length, run_checks
+from datamill.checks import run_checks
+from datamill.checks.dedup import ExactDedup
+from datamill.checks.length import Length
 from datamill.export.sft import write_sft_jsonl
 from datamill.generate.run import run_generation
 from datamill.llm.config import BackendConfig

@@ -161,3 +161,44 @@ def test_bad_recipes_are_named_errors(tmp_path: Path, text: str, expected: str) 
     assert out.returncode == 1
     assert expected in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_check_then_filter_loses_nothing(tmp_path: Path) -> None:
+    rows = [
+        {"prompt": "Explain recursion.", "response": "A function that calls itself until done."},
+        {"prompt": "explain  recursion", "response": "Same question asked again, answered."},
+        {"prompt": "Say hi.", "response": "hi"},
+        {"prompt": "<script>alert(1)</script>", "response": "That is <b>HTML</b>, kept as text."},
+    ]
+    ds = tmp_path / "ds"
+    assert datamill("import", write_jsonl(tmp_path / "in.jsonl", rows), "--out", ds).returncode == 0
+    out = datamill("check", ds, "--checks", "exact_dedup,length", "--option", "length.min_words=2")
+    assert out.returncode == 0, out.stderr
+    assert "failed: exact_dedup 1, length 1" in out.stdout
+    out = datamill("filter", ds, "--rule", "exact_dedup", "--rule", "length")
+    assert out.returncode == 0, out.stderr
+    kept = list(Dataset.open(ds).records())
+    rejected = list(Dataset.open(ds / "rejected").records())
+    assert [r.prompt[0].content for r in kept] == [rows[0]["prompt"], rows[3]["prompt"]]
+    assert {r.id for r in kept} | {r.id for r in rejected} == {
+        r.id for r in Dataset.open(ds).records(1)
+    }
+    reasons = sorted(r.checks["filter"].details["reasons"] for r in rejected)  # type: ignore[type-var]
+    assert reasons == [["exact_dedup: failed"], ["length: failed"]]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("--checks", "nope"), "no check 'nope'"),
+        (("--checks", "length", "--option", "length.minwords=2"), "no option 'minwords'"),
+        (("--checks", "length", "--option", "exact_dedup.on=prompt"), "not in --checks"),
+        (("--checks", "length", "--option", "length=2"), "CHECK.OPTION=VALUE"),
+    ],
+)
+def test_bad_check_arguments(tmp_path: Path, args: tuple[str, ...], expected: str) -> None:
+    ds = tmp_path / "ds"
+    datamill("import", write_jsonl(tmp_path / "in.jsonl", [{"prompt": "a"}]), "--out", ds)
+    out = datamill("check", ds, *args)
+    assert out.returncode == 1
+    assert expected in out.stderr

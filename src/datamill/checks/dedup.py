@@ -6,7 +6,8 @@ import hashlib
 import re
 import unicodedata
 
-from datamill.checks.base import Part, text_of
+from datamill.checks.base import Part, RecordCheck, text_of
+from datamill.checks.registry import register
 from datamill.records import CheckResult, Record
 
 _SPACE = re.compile(r"\s+")
@@ -19,7 +20,8 @@ def normalise(text: str) -> str:
     return _SPACE.sub(" ", _PUNCT.sub("", text)).strip()
 
 
-class ExactDedup:
+@register
+class ExactDedup(RecordCheck):
     """Keeps a 16-byte digest per distinct text seen, so memory grows with unique texts only."""
 
     name = "exact_dedup"
@@ -28,7 +30,7 @@ class ExactDedup:
         self.on = on
         self._seen: dict[bytes, str] = {}
 
-    def __call__(self, record: Record) -> CheckResult:
+    def check(self, record: Record) -> CheckResult:
         text = normalise(text_of(record, self.on))
         key = hashlib.blake2b(text.encode(), digest_size=16).digest()
         first = self._seen.get(key)

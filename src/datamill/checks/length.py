@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datamill.checks.base import Part, text_of
+from datamill.checks.base import Part, RecordCheck, text_of
+from datamill.checks.registry import register
 from datamill.records import CheckResult, Record
 
 
-class Length:
+@register
+class Length(RecordCheck):
     name = "length"
 
     def __init__(self, min_words: int = 3, max_words: int = 2000, on: Part = "response") -> None:
@@ -14,7 +16,7 @@ class Length:
             raise ValueError(f"min_words ({min_words}) is above max_words ({max_words})")
         self.min_words, self.max_words, self.on = min_words, max_words, on
 
-    def __call__(self, record: Record) -> CheckResult:
+    def check(self, record: Record) -> CheckResult:
         words = len(text_of(record, self.on).split())
         ok = self.min_words <= words <= self.max_words
         details: dict[str, int | str] = {"words": words}
