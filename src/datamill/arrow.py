@@ -12,8 +12,10 @@ from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
+from pydantic import TypeAdapter
+from pydantic_core import PydanticSerializationError
 
-from datamill.records import Record
+from datamill.records import Message, Record
 
 MESSAGE = pa.struct(
     [
@@ -37,11 +39,40 @@ SCHEMA = pa.schema(
 )
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+# pydantic's own JSON serializer for the JSON columns: a quarter of the time of dumping the
+# record to Python objects and json.dumps-ing those, with the same values once read back.
+_JSON_COLUMNS = {name: TypeAdapter(Record.model_fields[name].annotation) for name in JSON_COLUMNS}
+_TOOL_CALLS = TypeAdapter(Message.model_fields["tool_calls"].annotation)
+_PLAIN_COLUMNS = [f.name for f in SCHEMA if f.name not in JSON_COLUMNS and f.name != "messages"]
+_MESSAGE_FIELDS = [f.name for f in MESSAGE if f.name != "tool_calls"]
 
 
 def to_row(record: Record) -> dict[str, Any]:
+    try:
+        return _to_row(record)
+    except PydanticSerializationError:
+        # Text UTF-8 cannot hold (lone surrogates): take the slow path, so that the error is
+        # the same UnicodeEncodeError as ever, raised where the row is encoded.
+        return _to_row_slowly(record)
+
+
+def _to_row(record: Record) -> dict[str, Any]:
+    row: dict[str, Any] = {name: getattr(record, name) for name in _PLAIN_COLUMNS}
+    row["messages"] = [
+        {
+            **{name: getattr(m, name) for name in _MESSAGE_FIELDS},
+            "tool_calls": (
+                None if m.tool_calls is None else _TOOL_CALLS.dump_json(m.tool_calls).decode()
+            ),
+        }
+        for m in record.messages
+    ]
+    for name, adapter in _JSON_COLUMNS.items():
+        row[name] = adapter.dump_json(getattr(record, name)).decode()
+    return row
+
+
+def _to_row_slowly(record: Record) -> dict[str, Any]:
     data = record.model_dump(mode="json")
     for message in data["messages"]:
         if message["tool_calls"] is not None:
@@ -49,6 +80,10 @@ def to_row(record: Record) -> dict[str, Any]:
     for name in JSON_COLUMNS:
         data[name] = _dumps(data[name])
     return data
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def from_row(row: dict[str, Any]) -> Record:

@@ -17,16 +17,18 @@ from pathlib import Path
 
 from datamill.llm.base import ChatRequest, Completion
 
+# Keys on disk depend on these exact bytes: any change to them voids every cache.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
 
 def cache_key(identity: str, request: ChatRequest) -> str:
     payload = {
         "backend": identity,
-        "messages": [m.model_dump(mode="json", exclude_none=True) for m in request.messages],
+        "messages": request.message_dicts(),
         "params": request.sampling(),
         "schema": request.json_schema,
     }
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(_CANONICAL.encode(payload).encode()).hexdigest()
 
 
 class RequestCache:

@@ -84,7 +84,7 @@ class OpenAICompatBackend:
     def payload(self, request: ChatRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.model,
-            "messages": [m.model_dump(exclude_none=True) for m in request.messages],
+            "messages": request.message_dicts(),
             **request.sampling(),
         }
         schema = request.json_schema
