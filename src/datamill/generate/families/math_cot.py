@@ -1,0 +1,196 @@
+"""Step-by-step math solutions whose answers are verified, not trusted.
+
+Two modes. ``programmatic``: a seeded generator builds a word problem and computes its
+answer (:mod:`datamill.generate.math_problems`); the model solves it, and the record is
+verified when the model's final answer equals the computed one. ``written``: the model
+writes a problem about a domain-pack topic and solves it; the record is verified when
+every computation the solution states holds and the final answer is the result of one
+(:mod:`datamill.generate.arithmetic`). Either way the verdict is ``checks["math_verified"]``
+and ``metadata["verified"]``; unverified records are kept unless ``keep_unverified`` is off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from datamill.errors import LLMError
+from datamill.generate import arithmetic
+from datamill.generate.families.domain_instructions import Slot, plan
+from datamill.generate.family import Context, chunks, register
+from datamill.generate.math_problems import Kind, Problem, make_problem
+from datamill.generate.packs import builtin_packs, load_pack
+from datamill.generate.template import PromptTemplate
+from datamill.llm.base import ChatRequest
+from datamill.llm.engine import Outcome
+from datamill.records import CheckResult, Message, Record
+
+_FORMAT = (
+    "Write every calculation as an equation with its result, like `12 * 3 = 36`. Answer in "
+    'JSON with the fields "steps" (a list of short steps) and "final_answer" (the number '
+    "only, without units)"
+)
+SOLVE = PromptTemplate(
+    name="math-cot-solve",
+    version="1",
+    system=f"You are a careful math tutor. Solve the problem step by step. {_FORMAT}.",
+    user="{{ problem }}",
+)
+WRITE = PromptTemplate(
+    name="math-cot-write",
+    version="1",
+    system=(
+        "You write grade-school math word problems and solve them step by step. "
+        f'{_FORMAT}, with the problem itself in the field "problem".'
+    ),
+    user=(
+        "Write a new word problem that {{ persona }} could meet with {{ topic }} "
+        "({{ domain }}). Solving it should take {{ steps }} steps of arithmetic. "
+        "Then solve it."
+    ),
+)
+
+
+class Solution(BaseModel):
+    steps: list[str] = Field(min_length=1, description="the reasoning, one step each")
+    final_answer: str = Field(description="the number only")
+
+
+class WrittenProblem(Solution):
+    problem: str = Field(description="the word problem, self-contained")
+
+
+def solution_text(solution: Solution) -> str:
+    """The assistant turn of the record: the steps, then the final answer on its own line."""
+    steps = "\n".join(step.strip() for step in solution.steps if step.strip())
+    return f"{steps}\nFinal answer: {solution.final_answer.strip()}"
+
+
+def check_programmatic(problem: Problem, solution: Solution, tolerance: float) -> CheckResult:
+    """Verified when the final answer is the computed one; the arithmetic is reported too."""
+    stated = arithmetic.verify(solution_text(solution), solution.final_answer, tolerance)
+    answer = arithmetic.parse_answer(solution.final_answer)
+    passed = answer is not None and arithmetic.close(answer, problem.answer, tolerance)
+    reason = "" if passed else "the final answer is not the computed answer"
+    return CheckResult(
+        passed=passed,
+        details={
+            **stated.as_details(),
+            "reason": reason,
+            "expected": problem.answer_text,
+            "arithmetic_holds": not stated.wrong,
+        },
+    )
+
+
+def check_written(solution: Solution, tolerance: float) -> CheckResult:
+    verification = arithmetic.verify(solution_text(solution), solution.final_answer, tolerance)
+    return CheckResult(passed=verification.passed, details=verification.as_details())
+
+
+def _invalid(solution: Solution, outcome: Outcome) -> LLMError | None:
+    raw = outcome.completion.text if outcome.completion is not None else None
+    if not solution.final_answer.strip() or not any(s.strip() for s in solution.steps):
+        return LLMError("invalid_output", "empty steps or final answer", raw=raw)
+    if isinstance(solution, WrittenProblem) and len(solution.problem.split()) < 8:
+        return LLMError("invalid_output", "no word problem", raw=raw)
+    return None
+
+
+class MathCotParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["programmatic", "written"] = "programmatic"
+    kinds: list[Kind] = Field(
+        default_factory=lambda: list(get_args(Kind)), min_length=1, description="programmatic"
+    )
+    domains: list[str] = Field(default_factory=builtin_packs, description="written: packs")
+    steps: str = Field("two to four", description="written: how many steps to ask for")
+    tolerance: float = Field(0.01, ge=0, description="allowed difference of final answers")
+    keep_unverified: bool = Field(True, description="else an unverified item is a failure")
+    temperature: float = Field(0.7, ge=0, le=2)
+    max_tokens: int = Field(512, ge=16)
+
+
+class MathCot:
+    name = "math_cot"
+    Params = MathCotParams
+
+    async def generate(
+        self, ctx: Context, params: MathCotParams, n: int
+    ) -> AsyncIterator[Record | LLMError]:
+        engine = ctx.engine()
+        items: Sequence[Problem | Slot]
+        if params.mode == "programmatic":
+            kinds, base = params.kinds, ctx.seed * 1_000_003
+            items = [make_problem(kinds[i % len(kinds)], base + i) for i in range(n)]
+        else:
+            items = plan([load_pack(d) for d in params.domains], n, ctx.seed)
+        schema = Solution if params.mode == "programmatic" else WrittenProblem
+        for part in chunks(items, 4 * engine.concurrency):
+            requests = [self._request(item, params) for item in part]
+            outcomes = [o async for o in engine.map(requests, schema=schema)]
+            for item, outcome in zip(part, outcomes, strict=True):
+                yield self._record(ctx, item, outcome, params)
+
+    def _request(self, item: Problem | Slot, params: MathCotParams) -> ChatRequest:
+        if isinstance(item, Problem):
+            messages, seed = SOLVE.render(problem=item.question), item.seed
+        else:
+            variables = {"domain": item.domain.name, "persona": item.persona, "topic": item.topic}
+            messages, seed = WRITE.render(**variables, steps=params.steps), item.seed
+        return ChatRequest(
+            messages=messages,
+            temperature=params.temperature,
+            max_tokens=params.max_tokens,
+            seed=seed,
+        )
+
+    def _record(
+        self, ctx: Context, item: Problem | Slot, outcome: Outcome, params: MathCotParams
+    ) -> Record | LLMError:
+        if outcome.error is not None:
+            return outcome.error
+        solution: Solution = outcome.parsed
+        if (error := _invalid(solution, outcome)) is not None:
+            return error
+        metadata: dict[str, JsonValue]
+        if isinstance(item, Problem):
+            question, template = item.question, SOLVE
+            check = check_programmatic(item, solution, params.tolerance)
+            metadata = {"kind": item.kind, "expected_answer": item.answer_text}
+            domain = "math"
+        else:
+            assert isinstance(solution, WrittenProblem)
+            question, template = solution.problem.strip(), WRITE
+            check = check_written(solution, params.tolerance)
+            metadata = {"persona": item.persona, "topic": item.topic}
+            domain = item.domain.name
+        verified = bool(check.passed)
+        if not verified and not params.keep_unverified:
+            raw = outcome.completion.text if outcome.completion is not None else None
+            return LLMError("unverified", str(check.details.get("reason")), raw=raw)
+        return Record(
+            messages=[
+                Message(role="user", content=question),
+                Message(role="assistant", content=solution_text(solution)),
+            ],
+            task="math_cot",
+            domain=domain,
+            language="en",
+            metadata={
+                "mode": params.mode,
+                **metadata,
+                "final_answer": solution.final_answer.strip(),
+                "verified": verified,
+                "computations": check.details.get("computations"),
+                "template": f"{template.name}@{template.version}",
+            },
+            provenance=ctx.provenance(template, [outcome]),
+            checks={"math_verified": check},
+        )
+
+
+register(MathCot())
