@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from functools import cache
 
 from lingua import IsoCode639_1, Language, LanguageDetector, LanguageDetectorBuilder
+from pydantic import JsonValue
 
 from datamill.records import CheckResult
 
@@ -102,8 +103,11 @@ def _judged(texts: Sequence[str]) -> list[str]:
 class LanguageIdentifier:
     """Checks that texts are in the expected language, among a fixed set of candidates."""
 
-    def __init__(self, languages: Iterable[str]) -> None:
+    def __init__(self, languages: Iterable[str], min_confidence: float = 0.5) -> None:
         self.codes = candidates(languages)
+        # By default the expected language must outweigh all other candidates together:
+        # a text with no real evidence ("ok", a name) must not pass by a thin argmax.
+        self.min_confidence = min_confidence
         self._detector = _detector(self.codes)
 
     def detect(self, text: str) -> str | None:
@@ -112,7 +116,8 @@ class LanguageIdentifier:
         return language.iso_code_639_1.name.lower() if language is not None else None
 
     def check(self, texts: Sequence[str], expected: str) -> CheckResult:
-        """Whether every turn of ``texts`` is in ``expected``; the score is the least sure turn.
+        """Whether every turn of ``texts`` is in ``expected``, surely enough; the score is
+        the expected language's confidence in the least sure turn.
 
         ``passed`` is None (not checked) for a language lingua has no model for.
         """
@@ -124,8 +129,11 @@ class LanguageIdentifier:
         detected = [self.detect(text) for text in turns]
         confidence = min(self._detector.compute_language_confidence(t, language) for t in turns)
         wrong = [code for code in detected if code != expected]
+        details: dict[str, JsonValue] = {"expected": expected}
+        details["detected"] = wrong[0] if wrong else expected
+        unsure = not wrong and confidence < self.min_confidence
+        if unsure:
+            details["reason"] = f"confidence {confidence:.2f} is below {self.min_confidence}"
         return CheckResult(
-            score=round(confidence, 4),
-            passed=not wrong,
-            details={"expected": expected, "detected": wrong[0] if wrong else expected},
+            score=round(confidence, 4), passed=not wrong and not unsure, details=details
         )

@@ -82,6 +82,14 @@ def test_short_turns_are_judged_together_and_code_is_ignored(lid: LanguageIdenti
     assert lid.check(turns, "fr").passed is True
 
 
+def test_a_thin_argmax_does_not_pass(lid: LanguageIdentifier) -> None:
+    result = lid.check(["marcel", "nfahm"], "fr")  # what a tiny model once wrote as French
+    assert result.passed is False
+    assert result.score is not None and result.score < 0.5
+    assert "below 0.5" in str(result.details["reason"])
+    assert LanguageIdentifier(LANGUAGES, min_confidence=0.0).check(["marcel", "nfahm"], "fr").passed
+
+
 def test_a_language_without_a_model_is_not_checked(lid: LanguageIdentifier) -> None:
     result = lid.check(["Ina kwana? Yaya aiki da iyali?"], "ha")
     assert result.passed is None and result.score is None

@@ -155,8 +155,9 @@ def _record(
         return LLMError("invalid_output", "an empty turn", raw=_text(outcome))
     check = lid.check([m.content or "" for m in messages], slot.language)
     if check.passed is False and not params.keep_mismatched:
-        detected = check.details["detected"]
-        detail = f"expected {slot.language}, detected {detected}"
+        detail = f"expected {slot.language}, detected {check.details['detected']}"
+        if "reason" in check.details:
+            detail += f" ({check.details['reason']})"
         return LLMError("wrong_language", detail, raw=_text(outcome))
     metadata: dict[str, JsonValue] = {
         "mode": params.mode,
@@ -194,7 +195,7 @@ async def generate(
 ) -> AsyncIterator[Record | LLMError]:
     """Yield a record per slot, in slot order, or the error that made that slot fail."""
     engine = ctx.engine()
-    lid = LanguageIdentifier(params.languages)  # built once, before any call is paid for
+    lid = LanguageIdentifier(params.languages, params.min_confidence)  # before any call
     for part in chunks(slots, 4 * engine.concurrency):
         for schema, group in itertools.groupby(part, key=lambda s: _schema(s, params)):
             group = list(group)
@@ -228,6 +229,9 @@ class MultilingualParams(BaseModel):
     exchanges: int = Field(1, ge=1, le=3, description="direct mode: user/assistant pairs")
     source: str | None = Field(
         None, description="translate mode: a dataset directory (default: the seed tasks)"
+    )
+    min_confidence: float = Field(
+        0.5, ge=0, le=1, description="the least confidence in the expected language to pass"
     )
     keep_mismatched: bool = False
     temperature: float = Field(0.8, ge=0, le=2)
