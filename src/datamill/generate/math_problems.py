@@ -86,7 +86,7 @@ def percentage(rng: random.Random) -> tuple[str, Fraction]:
 
 def rate(rng: random.Random) -> tuple[str, Fraction]:
     v, w = rng.randint(4, 12) * 10, rng.randint(3, 9) * 10
-    t, u = Fraction(rng.randint(2, 8), 2), rng.randint(1, 4)
+    t, u = Fraction(rng.randint(3, 8), 2), rng.randint(2, 4)  # never "1 hours"
     question = (
         f"A bus drives at {v} km/h for {_decimal(t)} hours, then at {w} km/h for {u} hours. "
         "How many kilometres does it drive in total?"
@@ -96,7 +96,7 @@ def rate(rng: random.Random) -> tuple[str, Fraction]:
 
 def unit_conversion(rng: random.Random) -> tuple[str, Fraction]:
     small, factor, daily = rng.choice(UNITS)
-    amount, days = Fraction(rng.randint(3, 18), 4), rng.randint(3, 12)
+    amount, days = Fraction(rng.choice([3, *range(5, 19)]), 4), rng.randint(3, 12)
     what = daily.format(name=rng.choice(NAMES), x=_decimal(amount))
     question = f"{what} every day for {days} days. How many {small} is that in total?"
     return question, amount * days * factor

@@ -2,7 +2,8 @@
 
 Two modes. ``programmatic``: a seeded generator builds a word problem and computes its
 answer (:mod:`datamill.generate.math_problems`); the model solves it, and the record is
-verified when the model's final answer equals the computed one. ``written``: the model
+verified when the model's final answer equals the computed one and none of the
+computations its steps state is wrong. ``written``: the model
 writes a problem about a domain-pack topic and solves it; the record is verified when
 every computation the solution states holds and the final answer is the result of one
 (:mod:`datamill.generate.arithmetic`). Either way the verdict is ``checks["math_verified"]``
@@ -69,18 +70,21 @@ def solution_text(solution: Solution) -> str:
 
 
 def check_programmatic(problem: Problem, solution: Solution, tolerance: float) -> CheckResult:
-    """Verified when the final answer is the computed one; the arithmetic is reported too."""
+    """Verified when the final answer is the computed one and no stated computation is wrong."""
     stated = arithmetic.verify(solution_text(solution), solution.final_answer, tolerance)
     answer = arithmetic.parse_answer(solution.final_answer)
-    passed = answer is not None and arithmetic.close(answer, problem.answer, tolerance)
-    reason = "" if passed else "the final answer is not the computed answer"
+    correct = answer is not None and arithmetic.close(answer, problem.answer, tolerance)
+    if not correct:
+        reason = "the final answer is not the computed answer"
+    else:
+        reason = f"{len(stated.wrong)} computation(s) do not hold" if stated.wrong else ""
     return CheckResult(
-        passed=passed,
+        passed=not reason,
         details={
             **stated.as_details(),
             "reason": reason,
             "expected": problem.answer_text,
-            "arithmetic_holds": not stated.wrong,
+            "answer_correct": correct,
         },
     )
 
@@ -137,15 +141,15 @@ class MathCot:
 
     def _request(self, item: Problem | Slot, params: MathCotParams) -> ChatRequest:
         if isinstance(item, Problem):
-            messages, seed = SOLVE.render(problem=item.question), item.seed
+            messages = SOLVE.render(problem=item.question)
         else:
             variables = {"domain": item.domain.name, "persona": item.persona, "topic": item.topic}
-            messages, seed = WRITE.render(**variables, steps=params.steps), item.seed
+            messages = WRITE.render(**variables, steps=params.steps)
         return ChatRequest(
             messages=messages,
             temperature=params.temperature,
             max_tokens=params.max_tokens,
-            seed=seed,
+            seed=item.seed,
         )
 
     def _record(
@@ -186,7 +190,6 @@ class MathCot:
                 "final_answer": solution.final_answer.strip(),
                 "verified": verified,
                 "computations": check.details.get("computations"),
-                "template": f"{template.name}@{template.version}",
             },
             provenance=ctx.provenance(template, [outcome]),
             checks={"math_verified": check},

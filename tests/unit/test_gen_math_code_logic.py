@@ -12,6 +12,8 @@ import pytest
 
 from datamill.generate import arithmetic
 from datamill.generate.arithmetic import NotArithmetic, evaluate, parse_answer, verify
+from datamill.generate.code_tests import check_solution, read_report, runner
+from datamill.generate.families import coding
 from datamill.generate.families.math_cot import Solution, check_programmatic, solution_text
 from datamill.generate.math_problems import Kind, make_problem
 
@@ -187,3 +189,60 @@ def test_programmatic_check_compares_with_the_computed_answer() -> None:
     result = check_programmatic(problem, wrong, 0.01)
     assert not result.passed and result.details["expected"] == problem.answer_text
     assert solution_text(right).endswith(f"Final answer: ${problem.answer_text}")
+
+
+# -- coding ---------------------------------------------------------------------------------
+
+ADD = "import math\n\ndef add(a, b):\n    return a + b\n"
+TESTS = [
+    "assert add(1, 2) == 3",
+    "assert add(0, 0) == 0",
+    "assert math.isclose(add(0.1, 0.2), 0.3)",
+]
+
+
+def test_a_runnable_exercise_passes_the_static_check() -> None:
+    assert check_solution(ADD, "add", TESTS, min_tests=3) is None
+
+
+@pytest.mark.parametrize(
+    ("solution", "name", "tests", "problem"),
+    [
+        (ADD, "add numbers", TESTS, "is not an identifier"),
+        ("def add(a, b) return a + b", "add", TESTS, "not valid Python"),
+        ("def plus(a, b):\n    return a + b", "add", TESTS, "does not define add()"),
+        ("class K:\n    def add(self, a, b): ...", "add", TESTS, "does not define add()"),
+        (ADD, "add", TESTS[:2], "2 tests, fewer than 3"),
+        (ADD, "add", [*TESTS[:2], "add(1, 2) == 3"], "is not one assert"),
+        (ADD, "add", [*TESTS[:2], "assert True"], "is not one assert calling add()"),
+        (ADD, "add", [*TESTS[:2], "assert add(1, 2) == 3; import os"], "is not one assert"),
+        (ADD, "add", [*TESTS[:2], "assert add(1,"], "is not valid Python"),
+    ],
+)
+def test_the_static_check_says_what_is_wrong(
+    solution: str, name: str, tests: list[str], problem: str
+) -> None:
+    found = check_solution(solution, name, tests, min_tests=3)
+    assert found is not None and problem in found
+
+
+def test_the_runner_report_needs_the_nonce_and_one_entry_per_test() -> None:
+    nonce = "a1b2c3"
+    assert read_report(f'noise\n{nonce} [null, "AssertionError: "]\n', nonce, 2) == [
+        None,
+        "AssertionError: ",
+    ]
+    assert read_report("[null, null]\nother [null, null]", nonce, 2) is None  # forged, no nonce
+    assert read_report(f"{nonce} [null]", nonce, 2) is None  # a test went missing
+    assert read_report(f"{nonce} not json", nonce, 1) is None
+    script = runner(['assert add(1, 2) == 3  # "quotes" and \\ backslashes'], nonce)
+    compile(script, "run_tests.py", "exec")  # the tests are embedded as data, not code
+    assert repr(nonce) in script
+
+
+def test_coding_plans_cover_every_pair_before_repeating() -> None:
+    slots = coding.plan(["a", "b", "c"], ["easy", "hard"], 8, seed=1)
+    pairs = [(s.topic, s.difficulty) for s in slots]
+    assert len(set(pairs[:6])) == 6 and pairs[6:] == pairs[:2]
+    assert [s.seed for s in slots] == [1_000_003 + i for i in range(8)]
+    assert coding.plan(["a", "b", "c"], ["easy", "hard"], 8, seed=1) == slots
