@@ -83,3 +83,31 @@ def run_family(
     dataset = Dataset.create(out)
     version = asyncio.run(run_generation(recipe, dataset))
     return list(dataset.records(version.version)), version
+
+
+def chat(prompt: str, reply: str | None = None, **fields: Any) -> Record:
+    """A one-turn record: the user's prompt and, if given, the assistant's reply."""
+    from datamill.records import Message, Provenance, Record
+
+    messages = [Message(role="user", content=prompt)]
+    if reply is not None:
+        messages.append(Message(role="assistant", content=reply))
+    return Record(messages=messages, provenance=Provenance(source="imported"), **fields)
+
+
+def oasst_replies() -> list[Record]:
+    """Every assistant reply in tests/data/oasst's trees, after its prompt, with its language."""
+    import json
+
+    records: list[Record] = []
+
+    def walk(node: dict[str, Any]) -> None:
+        for reply in node.get("replies", []):
+            if reply["role"] == "assistant":
+                records.append(chat(node["text"], reply["text"], language=reply["lang"]))
+            walk(reply)
+
+    path = Path(__file__).parent / "data" / "oasst" / "en_100_tree_head20.jsonl"
+    for line in path.read_text(encoding="utf-8").splitlines():
+        walk(json.loads(line)["prompt"])
+    return records
