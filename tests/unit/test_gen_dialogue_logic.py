@@ -225,6 +225,19 @@ def test_tool_signature_and_openai_form(catalogue: Catalogue) -> None:
     }
 
 
+def test_plan_schema_names_the_tools_but_validation_leaves_them_to_datamill(
+    catalogue: Catalogue,
+) -> None:
+    schema = workflows.plan_schema(catalogue.tools)
+    call = schema.model_json_schema()["$defs"]["PlannedCall"]
+    assert call["properties"]["name"]["enum"] == [t.name for t in catalogue.tools]
+    assert call["required"] == ["name", "arguments"]
+    plan = schema.model_validate({"calls": [{"name": "rm_rf", "arguments": {"x": HOSTILE}}]})
+    assert plan.calls[0].name == "rm_rf"  # type: ignore[attr-defined]
+    with pytest.raises(ValidationError):
+        schema.model_validate({"calls": [{"name": "crm_lookup", "arguments": {}}] * 5})
+
+
 def test_workflow_plan_offers_needed_tools_and_distractors(catalogue: Catalogue) -> None:
     slots = workflows.plan(catalogue, 12, seed=5, distractors=2)
     assert {s.task.id for s in slots} == {t.id for t in catalogue.tasks}

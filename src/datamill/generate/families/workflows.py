@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from datamill.errors import LLMError
 from datamill.generate.conversation import (
@@ -37,13 +37,23 @@ from datamill.records import FunctionCall, Message, Record, ToolCall
 
 class PlannedCall(BaseModel):
     name: str
-    arguments: dict[str, Any] = Field(default_factory=dict)
+    arguments: dict[str, Any]
 
 
-class Plan(BaseModel):
-    """The next tool calls; none when the task needs no more."""
+def plan_schema(tools: Sequence[Tool]) -> type[BaseModel]:
+    """The answer of a planning step: the next tool calls, none when the task is done.
 
-    calls: list[PlannedCall] = Field(max_length=4)
+    The JSON schema the model is given lists the catalogue's tool names, so that servers
+    with constrained decoding only write real ones; validation takes any name, so that a
+    wrong one is counted as an invalid tool call.
+    """
+    names = [tool.name for tool in tools]
+    call = create_model(
+        "PlannedCall",
+        __base__=PlannedCall,
+        name=(str, Field(json_schema_extra={"enum": names})),
+    )
+    return create_model("Plan", calls=(list[call], Field(max_length=4)))
 
 
 SYSTEM = (
@@ -157,6 +167,7 @@ async def generate(
     ctx: Context,
     slots: Sequence[Slot],
     company: str,
+    schema: type[BaseModel],
     max_steps: int = 3,
     temperature: float = 0.3,
     max_tokens: int = 300,
@@ -168,7 +179,7 @@ async def generate(
         for step in range(max_steps):
             active = [r for r in runs if r.error is None and not r.done]
             asks = [_request(PLAN, r, temperature, max_tokens, step) for r in active]
-            planned = [o async for o in engine.map(asks, schema=Plan)]
+            planned = [o async for o in engine.map(asks, schema=schema)]
             for run, outcome in zip(active, planned, strict=True):
                 run.advance(step, outcome)
         active = [r for r in runs if r.error is None]
@@ -250,7 +261,7 @@ class Workflows:
         tasks = select(catalogue.tasks, params.only, "tasks")
         slots = plan(catalogue.model_copy(update={"tasks": tasks}), n, ctx.seed, params.distractors)
         steps, t, m = params.max_steps, params.temperature, params.max_tokens
-        return generate(ctx, slots, catalogue.company, steps, t, m)
+        return generate(ctx, slots, catalogue.company, plan_schema(catalogue.tools), steps, t, m)
 
 
 register(Workflows())
