@@ -96,7 +96,7 @@ def test_extra_benchmark_files(tmp_path: Path) -> None:
     assert found == {("house_eval", "q7")}  # the gzip row lost its 13-grams to the edit
     assert Decontam(n=6, benchmarks=[], extra={str(packed): "turns"}).check(chat(secret)).details[
         "matches"
-    ] == [{"benchmark": "listy", "item": "1", "shared": 3, "of": 11}]
+    ] == [{"benchmark": "listy", "item": "0", "shared": 3, "of": 11}]
 
 
 def test_bad_benchmark_options(tmp_path: Path) -> None:

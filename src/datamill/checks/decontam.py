@@ -30,9 +30,10 @@ from datamill.checks.dedup import normalise
 from datamill.checks.registry import register
 from datamill.records import CheckResult, Record
 
-# name: (file under data/benchmarks, fields holding the text, field holding the item's id)
-BUILTIN: dict[str, tuple[str, tuple[str, ...], str | None]] = {
-    "gsm8k": ("gsm8k/test.jsonl", ("question",), None),
+# name: (file under data/benchmarks, fields holding the text, field holding the item's id;
+# an item without one is named by its row number, from 0)
+BUILTIN: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "gsm8k": ("gsm8k/test.jsonl", ("question",), "id"),
     "human_eval": ("human_eval/HumanEval.jsonl.gz", ("prompt",), "task_id"),
     "mt_bench": ("mt_bench/question.jsonl", ("turns",), "question_id"),
 }
@@ -105,7 +106,7 @@ def build_index(
     """The index of the named shipped benchmarks and of the extra ``(path, field)`` files."""
     index = NgramIndex(n)
     folder = resources.files("datamill.data") / "benchmarks"
-    sources: list[tuple[str, Traversable, tuple[str, ...], str | None]] = []
+    sources: list[tuple[str, Traversable, tuple[str, ...], str]] = []
     for name in benchmarks:
         if name not in BUILTIN:
             raise ValueError(f"no benchmark '{name}'; shipped: {', '.join(BUILTIN)}")
@@ -118,9 +119,9 @@ def build_index(
         sources.append((file.name.split(".")[0], file, (text_field,), "id"))
     for name, file, fields, id_field in sources:
         try:
-            for number, row in _rows(file):
-                item = row.get(id_field, number) if id_field else number - 1
-                index.add(name, str(item), _texts(row, fields, f"{file}, line {number}"))
+            for row_number, (line, row) in enumerate(_rows(file)):
+                item = str(row.get(id_field, row_number))
+                index.add(name, item, _texts(row, fields, f"{file}, line {line}"))
         except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as e:
             raise ValueError(f"cannot read the benchmark file {file}: {e}") from None
     return index
