@@ -112,7 +112,7 @@ def find_pii(
     text: str, types: Iterable[str] = tuple(PLACEHOLDERS), regions: Iterable[str] = ("US", "GB")
 ) -> list[Finding]:
     """The personal data in ``text``, in order, without overlaps."""
-    wanted, where = set(types), tuple(regions)
+    wanted, where = set(types), tuple(region.upper() for region in regions)
     phone: Validator = partial(_phone, regions=where)
     found: list[Finding] = []
     taken = bytearray(len(text))
@@ -161,7 +161,8 @@ def redact(
     types: Iterable[str] = tuple(PLACEHOLDERS),
     regions: Iterable[str] = ("US", "GB"),
 ) -> Record:
-    """A copy of ``record`` with personal data replaced by typed placeholders (``<EMAIL>``)."""
+    """A copy of ``record`` with personal data replaced by typed placeholders (``<EMAIL>``),
+    in every message and candidate. It keeps its id: it is the same example."""
     types, regions = tuple(types), tuple(regions)
 
     def clean(text: str) -> str:
@@ -188,7 +189,7 @@ class Pii(RecordCheck):
         on: Part = "conversation",
         redact: bool = False,
     ) -> None:
-        self.types, self.regions = tuple(types), tuple(r.upper() for r in regions)
+        self.types, self.regions = tuple(types), tuple(regions)
         unknown = sorted(set(self.types) - set(PLACEHOLDERS))
         if unknown:
             raise ValueError(f"no PII type '{unknown[0]}'; known: {', '.join(PLACEHOLDERS)}")
