@@ -222,8 +222,8 @@ def test_context_in_prompt_faults_and_determinism(stub: StubServer, tmp_path: Pa
 def test_both_families_run_on_the_embedded_model(tmp_path: Path) -> None:
     embedded_backend()
     runs = {
-        "multilingual": {"languages": ["de"], "domains": ["finance"], "max_tokens": 96},
-        "grounded_qa": {**GROUNDED, "questions_per_chunk": 1, "max_tokens": 160},
+        "multilingual": {"languages": ["de"], "domains": ["finance"], "max_tokens": 64},
+        "grounded_qa": {**GROUNDED, "questions_per_chunk": 1, "max_tokens": 128},
     }
     for family, params in runs.items():
         records, version = run_family(family, tmp_path / family, 2, params)

@@ -23,9 +23,9 @@ from datamill.documents import (
     load_documents,
 )
 from datamill.errors import InputError
-from datamill.generate.families.grounded_qa import QAPair, grounding_check
+from datamill.generate.families.grounded_qa import grounding_check, pairs_schema
 from datamill.generate.families.grounded_qa import plan as plan_chunks
-from datamill.generate.families.multilingual import MultilingualParams
+from datamill.generate.families.multilingual import MultilingualParams, dialogue_schema
 from datamill.generate.families.multilingual import plan as plan_languages
 from datamill.generate.sampling import spread
 from datamill.generate.sources import english_records, seed_tasks
@@ -205,15 +205,27 @@ def test_find_quote_ignores_case_spacing_and_quote_marks() -> None:
 def test_grounding_check_finds_the_quote_in_the_chunk_with_document_offsets() -> None:
     document = _document(["# Policy", "Refunds take ten business days to arrive."])
     piece = chunk(document, 50, 0)[0]
-    ok = grounding_check(QAPair(question="q", answer="a", quote="take ten business days"), piece, 3)
+    ok = grounding_check("take ten business days", piece, 3)
     assert ok.passed is True
     start, end = ok.details["start"], ok.details["end"]
     assert isinstance(start, int) and isinstance(end, int)
     assert document.text[start:end] == "take ten business days"
-    invented = QAPair(question="q", answer="a", quote="take two business days")
-    assert grounding_check(invented, piece, 3).details["reason"] == "not found"
-    short = QAPair(question="q", answer="a", quote="Refunds")
-    assert grounding_check(short, piece, 3).passed is False
+    assert grounding_check("take two business days", piece, 3).details["reason"] == "not found"
+    assert grounding_check("Refunds", piece, 3).details["reason"] == "too short"
+
+
+def test_structured_schemas_cap_strings_to_fit_the_token_budget() -> None:
+    pairs = pairs_schema(2, 600)
+    caps = pairs.model_json_schema()["$defs"]["QAPair"]["properties"]
+    assert (caps["question"]["maxLength"], caps["answer"]["maxLength"]) == (120, 360)
+    pair = {"question": "q", "answer": "a" * 360, "quote": "x"}
+    assert pairs.model_validate({"pairs": [pair, pair]})
+    with pytest.raises(ValidationError):
+        pairs.model_validate({"pairs": [pair, {**pair, "answer": "a" * 361}]})
+    with pytest.raises(ValidationError):
+        pairs.model_validate({"pairs": [pair]})  # exactly as many pairs as asked
+    dialogue = dialogue_schema(2, 400).model_json_schema()["$defs"]["Exchange"]["properties"]
+    assert (dialogue["user"]["maxLength"], dialogue["assistant"]["maxLength"]) == (100, 200)
 
 
 # -- plans -------------------------------------------------------------------------------------

@@ -47,17 +47,23 @@ CONTEXT_PROMPT = "Context:\n{context}\n\nQuestion: {question}"
 STYLES = ["factual", "procedural (how to)", "explanatory (why)", "scenario-based", "detail"]
 
 
-class QAPair(BaseModel):
-    # Length caps keep a rambling model's JSON closed within the token budget.
-    question: str = Field(min_length=1, max_length=300)
-    answer: str = Field(min_length=1, max_length=1000)
-    quote: str = Field(min_length=1, max_length=300)
-
-
 @cache
-def pairs_schema(count: int) -> type[BaseModel]:
-    items = Field(min_length=count, max_length=count)
-    return create_model("GroundedPairs", pairs=(list[QAPair], items))
+def pairs_schema(count: int, max_tokens: int) -> type[BaseModel]:
+    """``count`` pairs whose strings are capped so that all fit in ``max_tokens``.
+
+    Two characters a token is a safe floor for prose: a model that rambles is cut by the
+    schema and still closes its JSON, instead of running out of tokens and being retried.
+    """
+    chars = max(100, 2 * max_tokens // count)
+    pair = create_model(
+        "QAPair",
+        question=(str, Field(min_length=1, max_length=chars // 5)),
+        answer=(str, Field(min_length=1, max_length=chars * 3 // 5)),
+        quote=(str, Field(min_length=1, max_length=chars // 5)),
+    )
+    return create_model(
+        "GroundedPairs", pairs=(list[pair], Field(min_length=count, max_length=count))
+    )
 
 
 @dataclass(frozen=True)
@@ -85,12 +91,12 @@ def plan(
     ]
 
 
-def grounding_check(pair: QAPair, piece: Chunk, min_words: int) -> CheckResult:
-    """Whether the pair's quote occurs in its chunk (case and spacing aside), and where."""
-    details: dict[str, str | int] = {"quote": pair.quote}
-    if len(pair.quote.split()) < min_words:
+def grounding_check(quote: str, piece: Chunk, min_words: int) -> CheckResult:
+    """Whether ``quote`` occurs in its chunk (case and spacing aside), and where."""
+    details: dict[str, str | int] = {"quote": quote}
+    if len(quote.split()) < min_words:
         return CheckResult(score=0.0, passed=False, details={**details, "reason": "too short"})
-    span = find_quote(pair.quote, piece.text)
+    span = find_quote(quote, piece.text)
     if span is None:
         return CheckResult(score=0.0, passed=False, details={**details, "reason": "not found"})
     start, end = piece.start + span[0], piece.start + span[1]
@@ -119,7 +125,7 @@ def _record(
     ctx: Context, slot: Slot, outcome: Outcome, index: int, params: GroundedQAParams
 ) -> Record | LLMError:
     pair = outcome.parsed.pairs[index]
-    check = grounding_check(pair, slot.chunk, params.min_quote_words)
+    check = grounding_check(pair.quote, slot.chunk, params.min_quote_words)
     if not check.passed and not params.keep_ungrounded:
         raw = pair.model_dump_json()
         return LLMError("ungrounded", f"quote {check.details['reason']} in the chunk", raw=raw)
@@ -165,7 +171,7 @@ async def generate(
     engine = ctx.engine()
     # Every call asks for the full number of pairs, so all share one schema; the last call
     # of a run may use fewer of them.
-    schema = pairs_schema(params.questions_per_chunk)
+    schema = pairs_schema(params.questions_per_chunk, params.max_tokens)
     for part in chunks(slots, 4 * engine.concurrency):
         outcomes = engine.map([_request(slot, params) for slot in part], schema=schema)
         for slot, outcome in zip(part, [o async for o in outcomes], strict=True):
@@ -188,7 +194,7 @@ class GroundedQAParams(BaseModel):
     min_quote_words: int = Field(3, ge=1)
     keep_ungrounded: bool = False
     temperature: float = Field(0.7, ge=0, le=2)
-    max_tokens: int = Field(600, ge=1)
+    max_tokens: int = Field(600, ge=32)
 
     @model_validator(mode="after")
     def _overlap_fits(self) -> GroundedQAParams:

@@ -60,16 +60,21 @@ TRANSLATE = PromptTemplate(
 )
 
 
-class Exchange(BaseModel):
-    # Length caps keep a rambling model's JSON closed within the token budget.
-    user: str = Field(min_length=1, max_length=500)
-    assistant: str = Field(min_length=1, max_length=1000)
-
-
 @cache
-def dialogue_schema(exchanges: int) -> type[BaseModel]:
+def dialogue_schema(exchanges: int, max_tokens: int) -> type[BaseModel]:
+    """``exchanges`` user/assistant pairs whose turns are capped so that all fit in
+    ``max_tokens``: a rambling model's JSON still closes instead of being retried.
+
+    1.5 characters a token is a floor for languages a tokenizer splits finely (Yoruba…).
+    """
+    chars = max(90, 3 * max_tokens // (2 * exchanges))
+    exchange = create_model(
+        "Exchange",
+        user=(str, Field(min_length=1, max_length=chars // 3)),
+        assistant=(str, Field(min_length=1, max_length=chars * 2 // 3)),
+    )
     items = Field(min_length=exchanges, max_length=exchanges)
-    return create_model("Dialogue", exchanges=(list[Exchange], items))
+    return create_model("Dialogue", exchanges=(list[exchange], items))
 
 
 @cache
@@ -207,7 +212,7 @@ async def generate(
 
 def _schema(slot: Slot, params: MultilingualParams) -> type[BaseModel]:
     if slot.source is None:
-        return dialogue_schema(params.exchanges)
+        return dialogue_schema(params.exchanges, params.max_tokens)
     return translation_schema(len(slot.source.messages))
 
 
@@ -235,7 +240,7 @@ class MultilingualParams(BaseModel):
     )
     keep_mismatched: bool = False
     temperature: float = Field(0.8, ge=0, le=2)
-    max_tokens: int = Field(512, ge=1)
+    max_tokens: int = Field(768, ge=32)
 
     @model_validator(mode="after")
     def _known_languages(self) -> MultilingualParams:
