@@ -20,7 +20,13 @@ from datamill.generate.families.responses import (
     request,
     variants,
 )
-from datamill.generate.families.self_instruct import Example, NewTask, check_task, pick_examples
+from datamill.generate.families.self_instruct import (
+    Example,
+    NewTask,
+    accept,
+    check_task,
+    pick_examples,
+)
 from datamill.generate.instructions import Prompt, cycle, join_prompt, load_prompts, load_seed_tasks
 from datamill.generate.novelty import NoveltyIndex, rouge_l, tokens
 from datamill.llm.base import ChatRequest, Completion
@@ -119,6 +125,34 @@ def test_pick_examples_mixes_seed_and_generated_tasks() -> None:
     early = pick_examples(human, [], 6, 2, random.Random(1))
     assert len(early) == 8 and not any(e.generated for e in early)
     assert len(pick_examples(human[:3], [], 6, 2, random.Random(1))) == 3
+
+
+def _asked(task: NewTask | None) -> Outcome:
+    req = ChatRequest(messages=[Message(role="user", content="q")])
+    if task is None:
+        return Outcome(req, error=LLMError("http_500", "boom"))
+    completion = Completion(text=task.model_dump_json(), model="m", backend="b")
+    return Outcome(req, completion, parsed=task)
+
+
+def test_accept_filters_then_checks_novelty_then_grows_the_pool() -> None:
+    index = NoveltyIndex(0.7)
+    index.add("seed", "Write a haiku about autumn leaves.")
+    copy = accept(
+        _asked(NewTask(instruction="Write a haiku about autumn leaves", input="")), index, "a"
+    )
+    assert isinstance(copy, LLMError) and copy.cause == "not_novel"
+    assert "seed" in copy.detail and copy.raw is not None
+    short = accept(_asked(NewTask(instruction="Haiku", input="")), index, "b")
+    assert isinstance(short, LLMError) and short.cause == "too_short"
+    failed = accept(_asked(None), index, "c")
+    assert isinstance(failed, LLMError) and failed.cause == "http_500"
+    echo = "Name the capital of Peru."
+    kept = accept(_asked(NewTask(instruction=echo, input=f" {echo}")), index, "d")
+    assert kept == NewTask(instruction=echo, input="")  # an echoed input is dropped
+    assert len(index) == 2
+    again = accept(_asked(NewTask(instruction=echo, input="")), index, "e")
+    assert isinstance(again, LLMError) and "with d" in again.detail
 
 
 # -- seed tasks and sources ---------------------------------------------------------------

@@ -106,6 +106,8 @@ def accept(ask: Outcome, index: NoveltyIndex, key: str) -> NewTask | LLMError:
     if ask.error is not None:
         return ask.error
     task: NewTask = ask.parsed
+    if task.input.strip() == task.instruction.strip():  # small models echo the instruction
+        task = NewTask(instruction=task.instruction, input="")
     raw = ask.completion.text if ask.completion is not None else None
     if (cause := check_task(task)) is not None:
         return LLMError(cause, f"rejected task: {task.instruction[:80]!r}", raw=raw)
