@@ -225,13 +225,17 @@ def test_tool_signature_and_openai_form(catalogue: Catalogue) -> None:
     }
 
 
-def test_plan_schema_names_the_tools_but_validation_leaves_them_to_datamill(
+def test_plan_schema_gives_each_tool_its_arguments_but_datamill_checks_them(
     catalogue: Catalogue,
 ) -> None:
     schema = workflows.plan_schema(catalogue.tools)
-    call = schema.model_json_schema()["$defs"]["PlannedCall"]
-    assert call["properties"]["name"]["enum"] == [t.name for t in catalogue.tools]
-    assert call["required"] == ["name", "arguments"]
+    calls = schema.model_json_schema()["properties"]["calls"]
+    options = calls["items"]["anyOf"]
+    assert [o["properties"]["name"]["const"] for o in options] == [t.name for t in catalogue.tools]
+    assert [o["properties"]["arguments"] for o in options] == [
+        t.parameters for t in catalogue.tools
+    ]
+    assert calls["maxItems"] == 4
     plan = schema.model_validate({"calls": [{"name": "rm_rf", "arguments": {"x": HOSTILE}}]})
     assert plan.calls[0].name == "rm_rf"  # type: ignore[attr-defined]
     with pytest.raises(ValidationError):

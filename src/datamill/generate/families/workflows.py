@@ -43,17 +43,29 @@ class PlannedCall(BaseModel):
 def plan_schema(tools: Sequence[Tool]) -> type[BaseModel]:
     """The answer of a planning step: the next tool calls, none when the task is done.
 
-    The JSON schema the model is given lists the catalogue's tool names, so that servers
-    with constrained decoding only write real ones; validation takes any name, so that a
-    wrong one is counted as an invalid tool call.
+    The JSON schema the model is given allows a call of each tool with that tool's own
+    argument schema, so that servers with constrained decoding write well-formed calls;
+    validation takes any name and arguments, which datamill then checks itself, so that
+    a wrong call is counted as an invalid tool call.
     """
-    names = [tool.name for tool in tools]
-    call = create_model(
-        "PlannedCall",
-        __base__=PlannedCall,
-        name=(str, Field(json_schema_extra={"enum": names})),
+    options = [
+        {
+            "type": "object",
+            "properties": {"name": {"const": tool.name}, "arguments": tool.parameters},
+            "required": ["name", "arguments"],
+            "additionalProperties": False,
+        }
+        for tool in tools
+    ]
+
+    def describe(schema: dict[str, Any]) -> None:
+        schema["properties"]["calls"]["items"] = {"anyOf": options}
+
+    return create_model(
+        "Plan",
+        __config__=ConfigDict(json_schema_extra=describe),
+        calls=(list[PlannedCall], Field(max_length=4)),
     )
-    return create_model("Plan", calls=(list[call], Field(max_length=4)))
 
 
 SYSTEM = (
