@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+CPU_PER_REQUEST: list[float] = []  # this process's CPU seconds per request, datamill's runs
 DISTILABEL_VENV = HERE / ".venv-distilabel"
 # distilabel 1.5 imports requests without declaring it
 DISTILABEL_SPEC = ("distilabel>=1.5,<1.6", "openai>=1.0", "requests")
@@ -133,7 +134,7 @@ async def _datamill(url: str, concurrency: int, texts: list[str], workdir: Path)
         for t in texts
     )
     failed = 0
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     async with Engine(backend, concurrency=concurrency, cache=cache) as engine:
         with dataset.writer("generate", params) as writer:
             async for outcome in engine.map(requests):
@@ -159,6 +160,7 @@ async def _datamill(url: str, concurrency: int, texts: list[str], workdir: Path)
                     )
                 )
     elapsed = time.perf_counter() - start
+    CPU_PER_REQUEST.append((time.process_time() - cpu) / len(texts))
     cache.close()
     written = dataset.count()
     if failed or written != len(texts):
@@ -244,6 +246,7 @@ class Row:
     bare: float
     datamill: float
     distilabel: float | None
+    cpu: float  # datamill's CPU seconds per request, the least of its runs
 
 
 def load() -> str:
@@ -292,6 +295,7 @@ def part_a(args: argparse.Namespace) -> list[Row]:
             n = args.per_slot * c
             ideal = c / args.latency
             bare, mill, dist = [], [], []
+            CPU_PER_REQUEST.clear()
             for r in range(args.repeat):
                 bare.append(asyncio.run(_bare(server.url, c, prompts(n, f"bare{c}.{r}"))))
                 with tempfile.TemporaryDirectory(prefix="datamill-bench-") as tmp:
@@ -303,7 +307,8 @@ def part_a(args: argparse.Namespace) -> list[Row]:
                     except RuntimeError as e:
                         print(f"# distilabel failed at C={c}: {e}", flush=True)
                         distilabel = None
-            row = Row(c, ideal, max(bare), max(mill), max(dist) if dist else None)
+            best = max(dist) if dist else None
+            row = Row(c, ideal, max(bare), max(mill), best, min(CPU_PER_REQUEST))
             rows.append(row)
             print(format_row(row), flush=True)
     finally:
@@ -326,7 +331,9 @@ def format_row(row: Row) -> str:
             f"distilabel {row.distilabel:6.1f} req/s = {row.distilabel / row.ideal:.2f} of C/L | "
             f"datamill/distilabel {row.datamill / row.distilabel:.2f}x"
         )
-    return line + f" | bare client {row.bare / row.ideal:.2f}"
+    return line + (
+        f" | bare client {row.bare / row.ideal:.2f} | datamill CPU {row.cpu * 1e6:.0f} µs/request"
+    )
 
 
 # -- part B ----------------------------------------------------------------------------------
