@@ -97,7 +97,10 @@ async def generate(
     engine = ctx.engine()
     for part in chunks(slots, 4 * engine.concurrency):
         asks = [
-            _request(REQUEST, s, 96, temperature, description=s.category.description) for s in part
+            _request(
+                REQUEST, s, min(96, max_tokens), temperature, description=s.category.description
+            )
+            for s in part
         ]
         asked = [o async for o in engine.map(asks)]
         prompts: dict[int, tuple[str, list[Message], str]] = {}
@@ -197,7 +200,7 @@ class SafetyParams(BaseModel):
     categories: list[str] | None = Field(None, description="category ids (default: all)")
     styles: list[str] | None = Field(None, description="attack style ids (default: all)")
     temperature: float = Field(0.8, ge=0, le=2)
-    max_tokens: int = Field(200, ge=1)
+    max_tokens: int = Field(200, ge=1, description="per call (a written request: 96 at most)")
 
 
 class Safety:
