@@ -30,17 +30,32 @@ from typing import Any
 
 from aiohttp import web
 
+from datamill.llm.schema_example import example
+
 FAULTS = ("429", "500", "400", "slow", "garbage", "drop")
 
 
+def _requested_schema(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The JSON schema a request asks its answer to follow, in any of the three dialects."""
+    if "guided_json" in body:
+        return dict(body["guided_json"])
+    fmt = body.get("response_format") or {}
+    if fmt.get("type") == "json_schema":
+        return dict(fmt["json_schema"]["schema"])
+    if fmt.get("type") == "json_object":
+        return dict(fmt.get("schema") or {"type": "object"})
+    return None
+
+
 def reply_for(body: dict[str, Any]) -> str:
-    """The deterministic answer to a request."""
+    """The deterministic answer to a request: text, or JSON following the requested schema."""
     last = body["messages"][-1].get("content") or ""
     digest = hashlib.sha256(
         json.dumps([body["messages"], body.get("seed")], sort_keys=True).encode()
     ).hexdigest()[:12]
-    if body.get("response_format"):
-        return json.dumps({"answer": f"{digest}", "echo": last[:40]})
+    schema = _requested_schema(body)
+    if schema is not None:
+        return json.dumps(example(schema, digest))
     return f"reply {digest} to: {last[:40]}"
 
 
