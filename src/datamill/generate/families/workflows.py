@@ -149,7 +149,8 @@ class Run:
         self.outcomes.append(outcome)
         tools = {tool.name: tool for tool in self.slot.tools}
         # A call made before with the same arguments is dropped: models tend to repeat.
-        calls = [c for c in outcome.parsed.calls if _show(c) not in self.made]
+        unique = {_show(call): call for call in outcome.parsed.calls}
+        calls = [call for key, call in unique.items() if key not in self.made]
         for call in calls:
             if (problem := check_call(tools, call.name, call.arguments)) is not None:
                 raw = outcome.completion.text if outcome.completion else None
