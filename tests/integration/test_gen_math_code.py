@@ -225,8 +225,8 @@ def test_without_containment_coding_refuses_unless_told_otherwise(
 @pytest.mark.parametrize(
     ("family", "params"),
     [
-        ("math_cot", {"kinds": ["ratio"], "max_tokens": 96}),
-        ("coding", {"topics": ["sums"], "min_tests": 1, "max_tokens": 160}),
+        ("math_cot", {"kinds": ["ratio"], "max_tokens": 32}),
+        ("coding", {"topics": ["sums"], "min_tests": 1, "max_tokens": 32}),
     ],
 )
 def test_on_the_embedded_model(tmp_path: Path, family: str, params: dict[str, object]) -> None:
