@@ -32,7 +32,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from contextlib import suppress
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import IO
@@ -71,14 +71,10 @@ class SandboxResult:
     seconds: float
 
     def as_details(self) -> dict[str, str | int | float | bool | None]:
-        return {
-            "returncode": self.returncode,
-            "timed_out": self.timed_out,
-            "killed": self.killed,
-            "stdout": self.stdout,
-            "stderr": self.stderr,
-            "seconds": round(self.seconds, 3),
-        }
+        """Everything but ``passed``, for a :class:`~datamill.records.CheckResult`."""
+        details = asdict(self)
+        del details["passed"]
+        return {**details, "seconds": round(self.seconds, 3)}
 
 
 def python() -> str:
