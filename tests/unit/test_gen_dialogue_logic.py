@@ -26,7 +26,7 @@ from datamill.generate.adversarial import (
 )
 from datamill.generate.conversation import check_conversation, load_data, sample, select
 from datamill.generate.families import support, workflows
-from datamill.generate.toolcalls import Catalogue, Tool, check_call, simulate
+from datamill.generate.toolcalls import Catalogue, Tool, check_call, plan_schema, simulate
 from datamill.llm.base import ChatRequest, Completion
 from datamill.llm.engine import Outcome
 from datamill.records import FunctionCall, Message, ToolCall
@@ -230,7 +230,7 @@ def test_tool_signature_and_openai_form(catalogue: Catalogue) -> None:
 def test_plan_schema_gives_each_tool_its_arguments_but_datamill_checks_them(
     catalogue: Catalogue,
 ) -> None:
-    schema = workflows.plan_schema(catalogue.tools)
+    schema = plan_schema(catalogue.tools)
     calls = schema.model_json_schema()["properties"]["calls"]
     options = calls["items"]["anyOf"]
     assert [o["properties"]["name"]["const"] for o in options] == [t.name for t in catalogue.tools]
@@ -258,7 +258,7 @@ def test_workflow_plan_offers_needed_tools_and_distractors(catalogue: Catalogue)
 def test_each_call_is_made_once(catalogue: Catalogue) -> None:
     stock = [t for t in catalogue.tasks if t.id == "stock_question"]
     slot = workflows.plan(catalogue.model_copy(update={"tasks": stock}), 1, distractors=0)[0]
-    schema = workflows.plan_schema(catalogue.tools)
+    schema = plan_schema(catalogue.tools)
     lookup = {"name": "query_inventory", "arguments": {"sku": "TN-2210"}}
     email = {"name": "send_email", "arguments": {"to": "a@b.example", "subject": "s", "body": "b"}}
     run = workflows.Run(slot, catalogue.company)

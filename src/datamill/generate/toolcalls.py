@@ -1,9 +1,9 @@
 """Tools in the OpenAI function-calling format: catalogues, validation and simulated results.
 
 A catalogue is a data file of tool definitions (JSON-schema parameters) and of the tasks
-that need them. A model's tool call is checked against its tool's schema with
-``jsonschema``; its result is simulated from its arguments, deterministically, so the same
-call always gets the same answer.
+that need them. A model plans tool calls as structured output; each call is checked
+against its tool's schema with ``jsonschema``, and its result is simulated from its
+arguments, deterministically, so the same call always gets the same answer.
 """
 
 from __future__ import annotations
@@ -11,11 +11,20 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from collections.abc import Sequence
 from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, best_match
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 
 class _Blanks(dict[str, Any]):
@@ -108,6 +117,39 @@ class Catalogue(BaseModel):
 
     def tool(self, name: str) -> Tool:
         return next(tool for tool in self.tools if tool.name == name)
+
+
+class PlannedCall(BaseModel):
+    name: str
+    arguments: dict[str, Any]
+
+
+def plan_schema(tools: Sequence[Tool]) -> type[BaseModel]:
+    """The answer of a planning step: the next tool calls, none when the task is done.
+
+    The JSON schema the model is given allows a call of each tool with that tool's own
+    argument schema, so that servers with constrained decoding write well-formed calls;
+    validation takes any name and arguments, which datamill then checks itself, so that
+    a wrong call is counted as an invalid tool call.
+    """
+    options = [
+        {
+            "type": "object",
+            "properties": {"name": {"const": tool.name}, "arguments": tool.parameters},
+            "required": ["name", "arguments"],
+            "additionalProperties": False,
+        }
+        for tool in tools
+    ]
+
+    def describe(schema: dict[str, Any]) -> None:
+        schema["properties"]["calls"]["items"] = {"anyOf": options}
+
+    return create_model(
+        "Plan",
+        __config__=ConfigDict(json_schema_extra=describe),
+        calls=(list[PlannedCall], Field(max_length=4)),
+    )
 
 
 def check_call(tools: dict[str, Tool], name: str, arguments: Any) -> str | None:

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field
 
 from datamill.errors import LLMError
 from datamill.generate.conversation import (
@@ -29,44 +29,19 @@ from datamill.generate.conversation import (
 )
 from datamill.generate.family import Context, chunks, register
 from datamill.generate.template import PromptTemplate
-from datamill.generate.toolcalls import Catalogue, Task, Tool, call_id, check_call, simulate
+from datamill.generate.toolcalls import (
+    Catalogue,
+    PlannedCall,
+    Task,
+    Tool,
+    call_id,
+    check_call,
+    plan_schema,
+    simulate,
+)
 from datamill.llm.base import ChatRequest
 from datamill.llm.engine import Outcome
 from datamill.records import FunctionCall, Message, Record, ToolCall
-
-
-class PlannedCall(BaseModel):
-    name: str
-    arguments: dict[str, Any]
-
-
-def plan_schema(tools: Sequence[Tool]) -> type[BaseModel]:
-    """The answer of a planning step: the next tool calls, none when the task is done.
-
-    The JSON schema the model is given allows a call of each tool with that tool's own
-    argument schema, so that servers with constrained decoding write well-formed calls;
-    validation takes any name and arguments, which datamill then checks itself, so that
-    a wrong call is counted as an invalid tool call.
-    """
-    options = [
-        {
-            "type": "object",
-            "properties": {"name": {"const": tool.name}, "arguments": tool.parameters},
-            "required": ["name", "arguments"],
-            "additionalProperties": False,
-        }
-        for tool in tools
-    ]
-
-    def describe(schema: dict[str, Any]) -> None:
-        schema["properties"]["calls"]["items"] = {"anyOf": options}
-
-    return create_model(
-        "Plan",
-        __config__=ConfigDict(json_schema_extra=describe),
-        calls=(list[PlannedCall], Field(max_length=4)),
-    )
-
 
 SYSTEM = (
     "You are an operations assistant at {{ company }}. Use the tools to carry out the "
