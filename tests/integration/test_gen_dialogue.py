@@ -271,23 +271,20 @@ def test_safety_is_deterministic(tmp_path: Path) -> None:
 
 @pytest.mark.model
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    ("family", "params"),
-    [
-        ("support", {"min_turns": 1, "max_turns": 1}),
-        ("workflows", {"only": ["stock_question"], "distractors": 0, "max_steps": 1}),
-        ("safety", {"styles": ["direct"]}),
-    ],
-)
-def test_on_the_embedded_model(tmp_path: Path, family: str, params: dict[str, object]) -> None:
-    """Mechanics only: so few tokens mostly make invalid answers, counted as failures."""
+def test_workflows_on_the_embedded_model(tmp_path: Path) -> None:
+    """Mechanics only, on the family whose schema is the hardest for llama.cpp's grammars.
+
+    (Support and safety make plain and simple structured calls, as other families do.)
+    So few tokens mostly make invalid answers, counted as failures.
+    """
     from support import embedded_backend
 
     embedded_backend()  # skips (fails under CI) without the model
-    records, version = run_family(family, tmp_path / "ds", 1, {**params, "max_tokens": 16})
+    params = {"only": ["stock_question"], "distractors": 0, "max_steps": 1, "max_tokens": 16}
+    records, version = run_family("workflows", tmp_path / "ds", 1, params)
     assert version.counts["records"] + version.counts["failed"] == 1
     assert sum(version.stats["failures"].values()) == version.counts["failed"]
     assert version.stats["llm"]["generator"]["requests"] >= 1
     for record in records:
         assert check_conversation(record.messages) is None
-        assert record.provenance.backend == "embedded" and record.task
+        assert record.provenance.backend == "embedded"
