@@ -13,8 +13,9 @@ virtualenv (benchmarks/.venv-distilabel, made on first use; distilabel is not a 
 dependency) by ``benchmarks/distilabel_openai.py``; it only calls the model (no cache, no
 records, no dataset), so the comparison leans its way.
 
-Every figure is the best of ``--repeat`` runs, datamill's and distilabel's interleaved:
-the machine is shared, and the load average is printed with the results.
+Part A's figures are each the best of ``--repeat`` runs, datamill's and distilabel's
+interleaved; part B alternates datamill and llama-cpp-python call by call over ``--repeat``
+rounds. The machine is shared: the load average is printed with the results.
 
 Part B, embedded: tokens/s through datamill's EmbeddedBackend (via the Engine) against
 llama-cpp-python's ``Llama.create_chat_completion`` called directly, same prompts, same
@@ -375,41 +376,56 @@ def part_b(args: argparse.Namespace) -> tuple[float, float] | None:
         model_path=str(backend.path), n_ctx=backend.n_ctx, n_threads=threads, verbose=False
     )
 
-    def run_direct() -> float:
-        tokens, start = 0, time.perf_counter()
-        for request in requests:
-            out = direct.create_chat_completion(
-                messages=[m.model_dump(exclude_none=True) for m in request.messages],
-                seed=request.seed,
-                stop=[],
-                **params,
-            )
-            tokens += out["usage"]["completion_tokens"]
-        return tokens / (time.perf_counter() - start)
+    engine = Engine(backend, concurrency=1)
+    # tokens, seconds; "reset" is llama-cpp-python direct with llama.reset() before each call,
+    # as datamill does so that an answer never depends on the call before it
+    totals = {"datamill": [0, 0.0], "direct": [0, 0.0], "reset": [0, 0.0]}
 
-    async def run_datamill() -> float:
-        # concurrency 1 would be the same: the embedded model serialises its calls
-        engine = Engine(backend, concurrency=len(requests))
-        start = time.perf_counter()
-        tokens = 0
-        async for outcome in engine.map(requests):
-            assert outcome.completion is not None, outcome.error
-            tokens += outcome.completion.completion_tokens
-        return tokens / (time.perf_counter() - start)
+    async def datamill(request: ChatRequest) -> int:
+        outcome = await engine.complete(request)
+        assert outcome.completion is not None, outcome.error
+        return outcome.completion.completion_tokens
 
-    backend.complete_sync(requests[0])  # load the model and warm both up
-    run_direct()
-    mill, dire = [], []
-    for _ in range(args.repeat):  # interleaved, so a noisy neighbour hurts both alike
-        mill.append(asyncio.run(run_datamill()))
-        dire.append(run_direct())
+    def direct_call(request: ChatRequest, reset: bool = False) -> int:
+        if reset:
+            direct.reset()
+        out = direct.create_chat_completion(
+            messages=[m.model_dump(exclude_none=True) for m in request.messages],
+            seed=request.seed,
+            stop=[],
+            **params,
+        )
+        return int(out["usage"]["completion_tokens"])
+
+    async def run() -> None:
+        await datamill(requests[0])  # load the model and warm both up
+        direct_call(requests[0])
+        # Call by call, alternating which goes first: the machine's load changes by the
+        # second, and both sides must see the same.
+        for r in range(args.repeat):
+            for i, request in enumerate(requests):
+                turn = (r * len(requests) + i) % len(totals)
+                sides = list(totals)[turn:] + list(totals)[:turn]
+                for side in sides:
+                    start = time.perf_counter()
+                    if side == "datamill":
+                        tokens = await datamill(request)
+                    else:
+                        tokens = direct_call(request, reset=side == "reset")
+                    totals[side][0] += tokens
+                    totals[side][1] += time.perf_counter() - start
+
+    asyncio.run(run())
+    mill, dire, reset = (tokens / seconds for tokens, seconds in totals.values())
     print(
-        f"embedded ({backend.model}, {threads} threads, {len(requests)} prompts, "
-        f"max_tokens {args.max_tokens}): datamill {max(mill):.1f} tok/s | "
-        f"llama-cpp-python direct {max(dire):.1f} tok/s | ratio {max(mill) / max(dire):.2f}",
+        f"embedded ({backend.model}, {threads} threads, {len(requests)} prompts × {args.repeat}, "
+        f"max_tokens {args.max_tokens}): datamill Engine {mill:.1f} tok/s | "
+        f"llama-cpp-python create_chat_completion {dire:.1f} tok/s | ratio {mill / dire:.2f} | "
+        f"the same with reset() per call, as datamill does: {reset:.1f} tok/s, "
+        f"ratio {mill / reset:.2f}",
         flush=True,
     )
-    return max(mill), max(dire)
+    return mill, dire
 
 
 # -- main ------------------------------------------------------------------------------------
