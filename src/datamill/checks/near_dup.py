@@ -1,0 +1,235 @@
+"""Near-duplicates by MinHash LSH over word n-grams: the first occurrence passes, a later
+text whose n-gram set overlaps an earlier one's by ``threshold`` (Jaccard) or more fails.
+
+Texts are shingled and hashed in worker processes, a batch at a time (see
+:mod:`datamill.checks.shingles`); the parent keeps the LSH buckets and a sketch of each kept
+text, and verifies every LSH candidate on the sketches, so a bucket collision alone never
+fails a record. Only texts that pass are indexed: a duplicate is reported against a text
+that was kept. With ``reference``, another dataset's texts are indexed first and any match
+against them fails too.
+
+Memory grows with kept texts only: 12 bytes per band (192 with the default 16 bands) plus
+4 bytes per distinct shingle up to ``sketch`` (about 0.8 KB for a 200-word text), plus the
+record id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+from collections.abc import AsyncIterator, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import get_args
+
+import numpy as np
+
+from datamill.checks.base import BatchCheck, Part, text_of
+from datamill.checks.lsh import BandIndex, SketchStore, jaccard
+from datamill.checks.registry import register
+from datamill.checks.shingles import Shingling, Sketched, sketch_texts
+from datamill.records import CheckResult, Record
+from datamill.store import Dataset
+
+CHUNK_TEXTS = 512  # texts per unit of work sent to a worker
+CHUNK_CHARS = 1 << 20  # and at most this many characters, unless one text is longer
+MAX_CANDIDATES = 64  # verified per text, those sharing the most bands first
+
+
+def check_part(on: str) -> Part:
+    if on not in get_args(Part):
+        raise ValueError(f"on must be one of {', '.join(get_args(Part))}, not {on!r}")
+    return on  # type: ignore[return-value]
+
+
+def reference_batches(path: str, on: Part, size: int) -> Iterator[tuple[list[str], list[str]]]:
+    """The ids and texts of a dataset's latest version, a batch at a time."""
+    for batch in Dataset.open(path).batches(batch_size=size):
+        yield [r.id for r in batch], [text_of(r, on) for r in batch]
+
+
+def chunks(texts: list[str]) -> list[tuple[int, int]]:
+    """Start and end of consecutive runs of texts small enough for one worker call: at most
+    CHUNK_TEXTS texts and CHUNK_CHARS characters, unless one text is longer."""
+    ends = np.cumsum(np.fromiter(map(len, texts), np.int64, len(texts)))
+    spans, start, used = [], 0, 0
+    while start < len(texts):
+        end = int(np.searchsorted(ends, used + CHUNK_CHARS, side="right"))
+        end = min(max(end, start + 1), start + CHUNK_TEXTS)
+        spans.append((start, end))
+        start, used = end, int(ends[end - 1])
+    return spans
+
+
+@register
+class NearDup(BatchCheck):
+    name = "near_dup"
+    batch_size = 4096
+
+    def __init__(
+        self,
+        on: Part = "conversation",
+        threshold: float = 0.8,
+        ngram: int = 5,
+        num_perm: int = 128,
+        bands: int = 16,
+        rows: int = 8,
+        sketch: int = 512,
+        reference: str | None = None,
+        workers: int = 0,
+    ) -> None:
+        """``threshold``: Jaccard similarity of word ``ngram`` sets at or above which a
+        text is a near-duplicate. ``num_perm``, ``bands`` and ``rows``: the MinHash
+        signature and its LSH banding (a pair at similarity s is a candidate with
+        probability 1 - (1 - s**rows)**bands: 0.95 at 0.8 for 16 x 8). ``sketch``: shingle
+        hashes kept per text for verification; exact below that many distinct n-grams, a
+        bottom-k estimate above. ``reference``: a dataset directory whose latest version
+        is indexed first. ``workers``: processes that hash texts (0: one per core)."""
+        if not 0 < threshold <= 1:
+            raise ValueError(f"threshold must be in (0, 1], not {threshold}")
+        if num_perm < 2 or num_perm & (num_perm - 1):
+            raise ValueError(f"num_perm must be a power of two, not {num_perm}")
+        if min(ngram, bands, rows, sketch) < 1 or bands * rows > num_perm:
+            raise ValueError(
+                "ngram, num_perm, bands, rows and sketch must be positive, "
+                f"and bands x rows ({bands} x {rows}) at most num_perm ({num_perm})"
+            )
+        if reference is not None:
+            Dataset.open(reference).version()  # a missing or empty dataset fails now
+        self.on, self.threshold, self.reference = check_part(on), threshold, reference
+        self.how = Shingling(ngram, num_perm, bands, rows, sketch)
+        self.workers = workers or os.cpu_count() or 1
+        self._index, self._sketches = BandIndex(), SketchStore()
+        self._ids: list[str] = []  # of indexed texts, by number
+        self._in_reference = 0  # indexed texts numbered below this are the reference's
+        self._reference_pending = reference is not None
+        self._pool: ProcessPoolExecutor | None = None
+
+    async def check_batch(self, records: Sequence[Record]) -> list[CheckResult]:
+        if self._reference_pending:
+            await self._index_reference()
+            self._reference_pending = False
+        texts = [text_of(r, self.on) for r in records]
+        ids = [r.id for r in records]
+        results: list[CheckResult] = []
+        async for start, sketched in self._sketched(texts):
+            results += self._judge(ids[start : start + len(sketched.sizes)], sketched)
+        return results
+
+    async def aclose(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    async def _index_reference(self) -> None:
+        assert self.reference is not None
+        for ids, texts in reference_batches(self.reference, self.on, self.batch_size):
+            async for start, sketched in self._sketched(texts):
+                keep = np.flatnonzero(sketched.sizes)
+                self._add(sketched, keep, [ids[start + i] for i in keep])
+        self._in_reference = len(self._ids)
+
+    async def _sketched(self, texts: list[str]) -> AsyncIterator[tuple[int, Sketched]]:
+        """Sketches of consecutive chunks of ``texts``, in order, computed in parallel."""
+        spans = chunks(texts)
+        if self.workers < 2 or len(spans) < 2:
+            for start, end in spans:
+                yield start, sketch_texts(texts[start:end], self.how)
+            return
+        if self._pool is None:
+            # Workers fork from a server that has imported the hashing code once; like any
+            # multiprocessing user, a script that runs this check needs a __main__ guard.
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["datamill.checks.shingles"])
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+        loop = asyncio.get_running_loop()
+        pending = [
+            loop.run_in_executor(self._pool, sketch_texts, texts[start:end], self.how)
+            for start, end in spans
+        ]
+        for (start, _), future in zip(spans, pending, strict=True):
+            yield start, await future
+
+    def _judge(self, ids: list[str], sketched: Sketched) -> list[CheckResult]:
+        """Verdicts for one chunk, in order, against the index and the chunk's earlier
+        kept texts; the kept ones are indexed afterwards."""
+        indexed, local = self._candidates(sketched.keys), _within(sketched.keys)
+        offsets, k = sketched.offsets.tolist(), self.how.sketch
+        kept = (sketched.sizes > 0).tolist()
+        scores: dict[int, float] = {}
+        failed: dict[int, CheckResult] = {}
+        for i in sorted(indexed.keys() | local.keys()):
+            sim, of, in_reference = 0.0, "", False
+            mine = sketched.hashes[offsets[i] : offsets[i + 1]]
+            for number in indexed.get(i, ()):
+                s = jaccard(mine, self._sketches.get(number), k)
+                if s > sim:
+                    sim, of, in_reference = s, self._ids[number], number < self._in_reference
+            for j in sorted(j for j in local.get(i, ()) if kept[j]):
+                s = jaccard(mine, sketched.hashes[offsets[j] : offsets[j + 1]], k)
+                if s > sim:
+                    sim, of, in_reference = s, ids[j], False
+            scores[i] = round(sim, 4)
+            if sim >= self.threshold:
+                kept[i] = False
+                details = {"duplicate_of": of, "similarity": scores[i]}
+                details["in_reference"] = in_reference
+                failed[i] = CheckResult(score=scores[i], passed=False, details=details)
+        rows = np.flatnonzero(kept)
+        self._add(sketched, rows, [ids[i] for i in rows.tolist()])
+        return [
+            failed.get(i) or CheckResult(score=scores.get(i, 0.0), passed=True, details={})
+            if size
+            else CheckResult(passed=True, details={"reason": "no words"})
+            for i, size in enumerate(sketched.sizes.tolist())
+        ]
+
+    def _candidates(self, keys: np.ndarray) -> dict[int, list[int]]:
+        """Indexed texts sharing a band with each text of the chunk, those sharing most
+        bands first, at most MAX_CANDIDATES each."""
+        asked, found = self._index.lookup(keys.ravel())
+        if not len(asked):
+            return {}
+        pairs = np.sort((asked // keys.shape[1]).astype(np.uint64) << np.uint64(32) | found)
+        edge = np.flatnonzero(np.concatenate([[True], pairs[1:] != pairs[:-1], [True]]))
+        unique, shared = pairs[edge[:-1]], np.diff(edge)
+        order = np.lexsort((-shared, unique >> np.uint64(32)))
+        out: dict[int, list[int]] = {}
+        for pair in unique[order].tolist():
+            numbers = out.setdefault(pair >> 32, [])
+            if len(numbers) < MAX_CANDIDATES:
+                numbers.append(pair & 0xFFFFFFFF)
+        return out
+
+    def _add(self, sketched: Sketched, rows: np.ndarray, ids: list[str]) -> None:
+        """Index the given rows of a chunk's sketches under the next text numbers."""
+        first = len(self._ids)
+        numbers = np.arange(first, first + len(rows), dtype=np.uint32)
+        self._index.add(sketched.keys[rows], np.repeat(numbers, sketched.keys.shape[1]))
+        starts, lengths = sketched.offsets[rows], np.diff(sketched.offsets)[rows]
+        ends = np.cumsum(lengths)
+        picked = np.arange(ends[-1] if len(ends) else 0) + np.repeat(
+            starts - ends + lengths, lengths
+        )
+        self._sketches.add(sketched.hashes[picked], np.concatenate([[0], ends]))
+        self._ids += ids
+
+
+def _within(keys: np.ndarray) -> dict[int, set[int]]:
+    """For each text of a chunk, the earlier texts of the chunk that share a band key."""
+    flat = keys.ravel()
+    order = np.argsort(flat, kind="stable")
+    ordered = flat[order]
+    same = np.flatnonzero(ordered[1:] == ordered[:-1])
+    texts = (order // keys.shape[1]).tolist()
+    out: dict[int, set[int]] = {}
+    group: list[int] = []
+    previous = -2
+    for p in same.tolist():
+        if p != previous + 1:
+            group = [texts[p]]
+        text = texts[p + 1]
+        out.setdefault(text, set()).update(g for g in group if g != text)
+        group.append(text)
+        previous = p
+    return out

@@ -1,0 +1,205 @@
+"""Word n-gram shingles of many texts at once, hashed in bulk, and their MinHash sketches.
+
+Tokenising is the slow part of near-duplicate detection in Python, so nothing here makes a
+Python object per word: a batch of texts becomes one byte buffer, words are runs of bytes
+between separators, and each word's hash is a polynomial over its bytes, read off a prefix
+sum. Shingle hashes make MinHash signatures for the LSH band keys, and the smallest
+``sketch`` of them are kept per text so that candidates can be verified on real shingles.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+U64 = np.uint64
+# ASCII letters lower-cased, every other ASCII byte (punctuation, controls, spaces) a
+# separator, 0; bytes of multi-byte UTF-8 characters are word bytes.
+_TABLE = bytes(
+    (c | 0x20 if 65 <= c <= 90 else c) if c >= 128 or chr(c).isalnum() else 0 for c in range(256)
+)
+_P = U64(0x100000001B3 * 2 + 1)
+
+
+def _fmix(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 64-bit finaliser (every input bit affects every output bit), in place."""
+    h ^= h >> U64(33)
+    h *= U64(0xFF51AFD7ED558CCD)
+    h ^= h >> U64(33)
+    h *= U64(0xC4CEB9FE1A85EC53)
+    h ^= h >> U64(33)
+    return h
+
+
+@functools.cache
+def _non_word() -> re.Pattern[str]:
+    # Python's \w leaves out combining marks (Devanagari vowel signs, Arabic harakat...);
+    # a word goes on through them.
+    planes = [*range(0x20000), *range(0xE0000, 0xE0200)]
+    marks = [c for c in planes if unicodedata.category(chr(c)).startswith("M")]
+    runs, start = [], marks[0]
+    for prev, cur in zip(marks, [*marks[1:], -1], strict=True):
+        if cur != prev + 1:
+            runs.append(f"{re.escape(chr(start))}-{re.escape(chr(prev))}")
+            start = cur
+    return re.compile(f"(?:[^\\w{''.join(runs)}]|_)+")
+
+
+def normalise(text: str) -> str:
+    """Case, width, punctuation, symbols, controls and format characters do not count.
+
+    Only non-ASCII texts take this path; the byte table does the same to ASCII ones.
+    """
+    return _non_word().sub(" ", unicodedata.normalize("NFKC", text).casefold())
+
+
+_LOW_BYTES = np.array([(1 << (8 * n)) - 1 for n in range(8)] + [2**64 - 1], U64)
+
+
+def word_hashes(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The 64-bit hash of every word of every text, and the index of its text.
+
+    A word is read 8 bytes at a time, straight from the buffer (an overlapping view:
+    element i is the 8 bytes from byte i), each piece cut at the word's end; most words
+    take one or two pieces, so the work is per word, not per byte.
+    """
+    parts = [(t if t.isascii() else normalise(t)).encode() for t in texts]
+    data = b"\0" + b"\0".join(parts).translate(_TABLE) + b"\0" * 9
+    buf = np.frombuffer(data, np.uint8)
+    inside = buf != 0
+    edges = np.flatnonzero(inside[1:] != inside[:-1]) + 1
+    starts, ends = edges[0::2], edges[1::2]
+    pieces = np.ndarray((len(buf) - 7,), "<u8", data, strides=(1,))
+    lengths = ends - starts
+    acc = _fmix(lengths.astype(U64) * _P + (pieces[starts] & _LOW_BYTES[np.minimum(lengths, 8)]))
+    long, offset = np.flatnonzero(lengths > 8), 8
+    while len(long):
+        left = np.minimum(lengths[long] - offset, 8)
+        acc[long] = _fmix(acc[long] * _P + (pieces[starts[long] + offset] & _LOW_BYTES[left]))
+        offset += 8
+        long = long[lengths[long] > offset]
+    sizes = np.fromiter(map(len, parts), np.int64, len(parts))
+    first_words = np.searchsorted(starts, np.cumsum(sizes + 1) - sizes)
+    counts = np.diff(np.append(first_words, len(starts)))
+    return acc, np.repeat(np.arange(len(parts)), counts)
+
+
+def shingle_hashes(
+    hashes: np.ndarray, owner: np.ndarray, n_texts: int, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hashes of the word n-grams of each text, or of all its words if it has fewer than
+    ``n``, and the index of the text of each."""
+    mixes = [U64(0x9E3779B97F4A7C15 * (2 * t + 1) % 2**64) for t in range(n)]
+    windows = max(len(hashes) - n + 1, 0)
+    acc = np.zeros(windows, U64)
+    for t, mix in enumerate(mixes):
+        acc += hashes[t : t + windows] * mix
+    whole = owner[n - 1 :] == owner[:windows]  # the n words are all of one text
+    counts = np.bincount(owner, minlength=n_texts)
+    short = np.flatnonzero((counts > 0) & (counts < n))
+    first = (np.cumsum(counts) - counts)[short]
+    acc_short = np.zeros(len(short), U64)
+    for t, mix in enumerate(mixes[:-1]):
+        ok = t < counts[short]
+        acc_short += np.where(ok, hashes[np.where(ok, first + t, 0)], U64(0)) * mix
+    shingles = _fmix(np.concatenate([acc[whole], acc_short]))
+    return shingles, np.concatenate([owner[:windows][whole], short])
+
+
+@dataclass(frozen=True)
+class Shingling:
+    """How texts become shingles, MinHash signatures and LSH band keys."""
+
+    ngram: int = 5
+    num_perm: int = 128
+    bands: int = 16
+    rows: int = 8
+    sketch: int = 512
+
+
+class Sketched(NamedTuple):
+    """One batch of texts: LSH band keys (one row per text), how many distinct shingles
+    each text has, and the smallest ``sketch`` shingle hashes of each, sorted."""
+
+    keys: np.ndarray
+    sizes: np.ndarray
+    hashes: np.ndarray
+    offsets: np.ndarray
+
+
+_EMPTY = np.uint32(0xFFFFFFFF)
+
+
+def _hashed_probe(bins: np.ndarray, attempt: int, k: int) -> np.ndarray:
+    h = _fmix(bins.astype(U64) * U64(0x9E3779B97F4A7C15) + U64(attempt))
+    return (h >> U64(65 - k.bit_length())).astype(np.int64)
+
+
+@functools.lru_cache(maxsize=4)
+def _probe_table(k: int, attempts: int = 32) -> np.ndarray:
+    return np.stack([_hashed_probe(np.arange(k), a, k) for a in range(attempts)], axis=1)
+
+
+def _probe(bins: np.ndarray, attempt: int, k: int) -> np.ndarray:
+    """The bin that an empty bin borrows from at a given attempt: fixed, whatever the text."""
+    table = _probe_table(k)
+    return table[bins, attempt] if attempt < table.shape[1] else _hashed_probe(bins, attempt, k)
+
+
+def signatures(packed: np.ndarray, n: int, k: int) -> np.ndarray:
+    """MinHash signatures by one-permutation hashing with optimal densification.
+
+    ``packed`` holds each text's distinct 32-bit shingle hashes, as text << 32 | hash,
+    sorted. A hash's top bits pick one of ``k`` (a power of two) bins and the smallest
+    hash in a bin is its value, so a text costs one hash per shingle instead of ``k``.
+    Empty bins borrow from the bins that a fixed probe sequence points at; two texts then
+    agree in a bin with probability equal to their Jaccard similarity (Shrivastava, ICML
+    2017). Texts without shingles keep empty rows.
+    """
+    cell = (packed >> U64(33 - k.bit_length())).astype(np.int64)  # text * k + bin
+    first = np.ones(len(cell), bool)  # sorted: the first hash of a bin is its minimum
+    first[1:] = cell[1:] != cell[:-1]
+    raw = np.full(n * k, _EMPTY, np.uint32)
+    raw[cell[first]] = packed[first].astype(np.uint32)
+    raw = raw.reshape(n, k)
+    dense = raw.copy()
+    texts, bins = np.nonzero((raw == _EMPTY) & (raw != _EMPTY).any(axis=1, keepdims=True))
+    attempt = 0
+    while len(texts):
+        found = raw[texts, _probe(bins, attempt, k)]
+        hit = found != _EMPTY
+        dense[texts[hit], bins[hit]] = found[hit]
+        texts, bins, attempt = texts[~hit], bins[~hit], attempt + 1
+    return dense
+
+
+def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """One 64-bit key per band; the band's number is part of the key."""
+    grouped = signatures[:, : bands * rows].reshape(len(signatures), bands, rows).astype(U64)
+    acc = np.arange(bands, dtype=U64) * U64(0xD6E8FEB86659FD93)
+    for r in range(rows):
+        acc = _fmix(acc ^ grouped[:, :, r])
+    return acc
+
+
+def sketch_texts(texts: list[str], how: Shingling) -> Sketched:
+    """Band keys and verification sketches for a batch: a pure function, run in workers."""
+    n = len(texts)
+    shingles, owner = shingle_hashes(*word_hashes(texts), n, how.ngram)
+    # each text's distinct shingles as 32-bit hashes, sorted: one sort for the batch
+    packed = np.sort((owner.astype(U64) << U64(32)) | (shingles >> U64(32)))
+    distinct = np.ones(len(packed), bool)
+    distinct[1:] = packed[1:] != packed[:-1]
+    packed = packed[distinct]
+    owner = (packed >> U64(32)).astype(np.int64)
+    values = packed.astype(np.uint32)
+    sizes = np.bincount(owner, minlength=n)
+    rank = np.arange(len(packed)) - (np.cumsum(sizes) - sizes)[owner]
+    offsets = np.concatenate([[0], np.cumsum(np.minimum(sizes, how.sketch))])
+    keys = band_keys(signatures(packed, n, how.num_perm), how.bands, how.rows)
+    return Sketched(keys, sizes, values[rank < how.sketch], offsets)

@@ -1,0 +1,229 @@
+"""Near-duplicates by MinHash LSH: verdicts around the threshold, reference pools, odd
+inputs, order and determinism; and the hashing, index and sketches underneath."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from datamill.checks import make_check, run_checks
+from datamill.checks.lsh import BandIndex, jaccard
+from datamill.checks.near_dup import NearDup, chunks
+from datamill.checks.shingles import Shingling, normalise, sketch_texts, word_hashes
+from datamill.errors import DatamillError
+from datamill.records import CheckResult, Message, Provenance, Record
+from datamill.store import Dataset
+
+DATA = Path(__file__).parents[1] / "data"
+VOCAB = [f"w{i}" for i in range(3000)]
+
+
+def rec(text: str, id: str = "") -> Record:
+    messages = [Message(role="user", content=text)]
+    return Record(id=id, messages=messages, provenance=Provenance(source="synthetic"))
+
+
+def verdicts(texts: list[str], **options: object) -> list[CheckResult]:
+    records = [rec(t, id=f"r{i}") for i, t in enumerate(texts)]
+    return [r.checks["near_dup"] for r in run_checks(records, [NearDup(**options)])]  # type: ignore[arg-type]
+
+
+def grams(text: str, n: int = 5) -> set[tuple[str, ...]]:
+    """Word n-grams of an ASCII text, computed independently of the check."""
+    words = re.findall(r"[a-z0-9]+", text.lower())
+    return {tuple(words[i : i + n]) for i in range(max(1, len(words) - n + 1))}
+
+
+def exact(a: str, b: str) -> float:
+    x, y = grams(a), grams(b)
+    return len(x & y) / len(x | y)
+
+
+def document(rng: random.Random, words: int = 200) -> str:
+    return " ".join(rng.choice(VOCAB) for _ in range(words))
+
+
+def variant(rng: random.Random, text: str, target: float) -> str:
+    """Substitute random words until the 5-gram Jaccard similarity falls to ``target``."""
+    words = text.split()
+    while exact(text, " ".join(words)) > target:
+        words[rng.randrange(len(words))] = rng.choice(VOCAB)
+    return " ".join(words)
+
+
+def test_near_duplicates_around_the_threshold() -> None:
+    rng = random.Random(1)
+    base = document(rng)
+    close, far = variant(rng, base, 0.92), variant(rng, base, 0.6)
+    out = verdicts([base, close, far, document(rng)])
+    assert [v.passed for v in out] == [True, False, True, True]
+    assert out[1].details == {
+        "duplicate_of": "r0",
+        "similarity": round(exact(base, close), 4),
+        "in_reference": False,
+    }
+    # sketches hold every shingle of a text this short: the similarity is exact
+    assert out[1].score == pytest.approx(exact(base, close), abs=1e-4)
+    at = exact(base, close)
+    assert verdicts([base, close], threshold=at)[1].passed is False
+    assert verdicts([base, close], threshold=at + 0.001)[1].passed is True
+
+
+def test_exact_duplicates_whatever_the_case_spacing_and_punctuation() -> None:
+    rng = random.Random(2)
+    base = document(rng, 60)
+    noisy = "  " + base.upper().replace(" ", ",\t ") + "!!"
+    out = verdicts([base, noisy, base])
+    assert [v.passed for v in out] == [True, False, False]
+    assert [v.details["duplicate_of"] for v in out[1:]] == ["r0", "r0"]
+    assert out[1].score == 1.0
+
+
+def test_real_prompts_are_kept_and_their_recased_copies_caught() -> None:
+    lines = (DATA / "oasst" / "prompt_lottery_en_250_text.jsonl").read_text().splitlines()
+    prompts = [json.loads(line) for line in lines]
+    copies = [re.sub(r"[^\w\s]", " ", p).lower() for p in prompts]
+    out = verdicts(prompts + copies)
+    originals, recased = out[: len(prompts)], out[len(prompts) :]
+    assert all(v.passed for v in originals)
+    wordy = [i for i, p in enumerate(prompts) if re.search(r"\w", p)]
+    assert all(recased[i].details["duplicate_of"] == f"r{i}" for i in wordy)
+    assert all(recased[i].details["similarity"] == 1.0 for i in wordy)
+
+
+def test_a_reference_pool_is_matched_first(tmp_path: Path) -> None:
+    lines = (DATA / "gsm8k" / "test_head30.jsonl").read_text().splitlines()
+    questions = [json.loads(line)["question"] for line in lines]
+    reference = Dataset.create(tmp_path / "benchmark")
+    with reference.writer("import") as w:
+        w.write_all(rec(q, id=f"gsm8k-{i}") for i, q in enumerate(questions))
+    leaked = questions[3].upper() + "  "
+    texts = [document(random.Random(3)), leaked, leaked, questions[7]]
+    out = verdicts(texts, reference=str(tmp_path / "benchmark"))
+    assert out[0].passed is True
+    assert out[1].details == {"duplicate_of": "gsm8k-3", "similarity": 1.0, "in_reference": True}
+    assert out[2].details["in_reference"] is True  # the reference, not the first leak
+    assert out[3].details["duplicate_of"] == "gsm8k-7"
+
+
+def test_empty_huge_and_odd_texts() -> None:
+    rng = random.Random(4)
+    huge = document(rng, 180_000)  # just over 1 MB
+    assert len(huge) > 1_000_000
+    html = "<p>Hello&nbsp;<b>world</b></p>\n<script>alert(1)</script> " + document(rng, 80)
+    hidden = document(rng, 80)
+    marked = "\u200f" + hidden.replace(" ", " \x00\x07\u200b ") + "\u202e\x1b"
+    texts = ["", "  !!! \t\n", huge, huge + " tail", html, html, hidden, marked]
+    out = verdicts(texts)
+    assert out[0].details == out[1].details == {"reason": "no words"}
+    assert out[0].passed is out[1].passed is True
+    assert out[3].details["duplicate_of"] == "r2"
+    assert out[3].score is not None and out[3].score > 0.99  # a bottom-512 estimate here
+    assert out[5].details["duplicate_of"] == "r4"
+    assert out[7].details == {"duplicate_of": "r6", "similarity": 1.0, "in_reference": False}
+
+
+class Watched(NearDup):
+    """Says whether it hashed in worker processes."""
+
+    pooled = False
+
+    async def aclose(self) -> None:
+        self.pooled = self._pool is not None
+        await super().aclose()
+
+
+def test_the_pairs_found_do_not_depend_on_order_or_on_workers() -> None:
+    rng = random.Random(5)
+    bases = [document(rng, rng.randrange(100, 300)) for _ in range(400)]
+    texts = bases + [variant(rng, b, 0.95) for b in bases[:150]]
+    found = []
+    for seed, workers in ((0, 1), (1, 1), (2, 2)):
+        order = list(range(len(texts)))
+        random.Random(seed).shuffle(order)
+        records = [rec(texts[i], id=str(i)) for i in order]
+        check = Watched(workers=workers)
+        out = list(run_checks(records, [check]))
+        assert check.pooled is (workers > 1)
+        pairs = {
+            frozenset((int(r.id), int(r.checks["near_dup"].details["duplicate_of"])))  # type: ignore[arg-type]
+            for r in out
+            if r.checks["near_dup"].passed is False
+        }
+        found.append(pairs)
+    assert found[0] == found[1] == found[2]
+    assert found[0] == {frozenset((i, len(bases) + i)) for i in range(150)}
+
+
+def test_the_same_input_gives_the_same_verdicts() -> None:
+    rng = random.Random(6)
+    bases = [document(rng) for _ in range(30)]
+    texts = bases + [variant(rng, b, 0.85) for b in bases]
+    assert verdicts(texts) == verdicts(texts)
+    a = sketch_texts(texts, Shingling())
+    b = sketch_texts(texts, Shingling())
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"threshold": 0}, "threshold must be in"),
+        ({"num_perm": 100}, "power of two"),
+        ({"bands": 32, "rows": 8}, "at most num_perm"),
+        ({"on": "everything"}, "on must be one of"),
+        ({"reference": "/nonexistent/dataset"}, "not a datamill dataset"),
+    ],
+)
+def test_bad_options_are_named(options: dict[str, object], message: str) -> None:
+    with pytest.raises(DatamillError, match=message):
+        make_check("near_dup", options)
+
+
+def test_words_are_the_same_wherever_they_sit_and_whatever_the_script() -> None:
+    hashes, owner = word_hashes(["Hello, world!", "", "say HELLO", "x" * 20 + " x" * 3])
+    assert owner.tolist() == [0, 0, 2, 2, 3, 3, 3, 3]
+    assert hashes[0] == hashes[3] and hashes[0] != hashes[1]
+    assert len(set(hashes[4:].tolist())) == 2  # a 20-letter word is not its prefix
+    long = ["internationalization", "internationalisation", "externationalization", "x" * 24]
+    assert len(set(word_hashes([" ".join(long), "x" * 16])[0].tolist())) == 5
+    # the ASCII fast path and the Unicode path agree on ASCII text
+    assert (
+        word_hashes(["Tea, or coffee?"])[0].tolist()
+        == word_hashes([" tea or coffee é"])[0][:3].tolist()
+    )
+    assert normalise("नमस्ते दुनिया") == "नमस्ते दुनिया"  # vowel signs stay inside words
+    assert normalise("Ｆｕｌｌ\u200bwidth — “quoted”") == "full width quoted "
+
+
+def test_the_band_index_finds_every_text_in_a_bucket_as_it_grows() -> None:
+    index, rng = BandIndex(bits=4), np.random.default_rng(0)
+    shared = np.uint64(12345)
+    for batch in range(20):
+        keys = rng.integers(1, 2**64, 100, dtype=np.uint64)
+        keys[0] = shared
+        index.add(keys, np.arange(batch * 100, batch * 100 + 100))
+    positions, found = index.lookup(np.array([shared, np.uint64(7)], dtype=np.uint64))
+    assert positions.tolist() == [0] * 20
+    assert sorted(found.tolist()) == list(range(0, 2000, 100))
+
+
+def test_jaccard_is_exact_on_whole_sets_and_estimated_on_bottom_k() -> None:
+    a, b = np.arange(0, 300, dtype=np.uint32), np.arange(100, 400, dtype=np.uint32)
+    assert jaccard(a, b, 512) == 200 / 400
+    rng = np.random.default_rng(1)
+    universe = rng.choice(2**31, 6000, replace=False).astype(np.uint32)
+    x, y = np.sort(universe[:4000]), np.sort(universe[1000:5000])  # true Jaccard 0.6
+    assert jaccard(x[:512], y[:512], 512) == pytest.approx(0.6, abs=0.06)
+
+
+def test_batches_split_by_count_and_by_characters() -> None:
+    assert chunks([]) == []
+    assert chunks(["a"] * 1100) == [(0, 512), (512, 1024), (1024, 1100)]
+    big = "x" * (1 << 20)
+    assert chunks([big, "a", "b", big + big, "c"]) == [(0, 1), (1, 3), (3, 4), (4, 5)]
