@@ -20,7 +20,7 @@ class BandIndex:
     empty). A key is stored once per text in its bucket; a lookup probes from the home
     slot up to the next empty one. Keys are handled in sorted order, so the table is
     walked from start to end. At most half the homes are used: past that, the table is
-    rebuilt four times as large in one vectorised pass.
+    rebuilt twice as large in one vectorised pass.
     """
 
     def __init__(self, bits: int = 18) -> None:
@@ -41,7 +41,7 @@ class BandIndex:
             keys = np.concatenate([self._keys[used], keys])
             ids = np.concatenate([self._ids[used], ids])
             while 2 * self._count > 1 << self._bits:
-                self._bits += 2
+                self._bits += 1
             self._build(keys, ids)
 
     def _home(self, keys: np.ndarray) -> np.ndarray:
