@@ -135,31 +135,27 @@ class Sketched(NamedTuple):
 _EMPTY = np.uint32(0xFFFFFFFF)
 
 
-def _hashed_probe(bins: np.ndarray, attempt: int, k: int) -> np.ndarray:
-    h = _fmix(bins.astype(U64) * U64(0x9E3779B97F4A7C15) + U64(attempt))
-    return (h >> U64(65 - k.bit_length())).astype(np.int64)
+_PROBES = 16  # hashed probes for an empty bin before it takes the next non-empty one
 
 
 @functools.lru_cache(maxsize=4)
-def _probe_table(k: int, attempts: int = 32) -> np.ndarray:
-    return np.stack([_hashed_probe(np.arange(k), a, k) for a in range(attempts)], axis=1)
-
-
-def _probe(bins: np.ndarray, attempt: int, k: int) -> np.ndarray:
-    """The bin that an empty bin borrows from at a given attempt: fixed, whatever the text."""
-    table = _probe_table(k)
-    return table[bins, attempt] if attempt < table.shape[1] else _hashed_probe(bins, attempt, k)
+def _probe_table(k: int) -> np.ndarray:
+    """The bins that each empty bin borrows from, in order: fixed, whatever the text."""
+    attempts = np.arange(_PROBES, dtype=U64)
+    h = _fmix(np.arange(k, dtype=U64)[:, None] * U64(0x9E3779B97F4A7C15) + attempts)
+    return (h >> U64(65 - k.bit_length())).astype(np.int64)
 
 
 def signatures(packed: np.ndarray, n: int, k: int) -> np.ndarray:
-    """MinHash signatures by one-permutation hashing with optimal densification.
+    """MinHash signatures by one-permutation hashing with densification.
 
     ``packed`` holds each text's distinct 32-bit shingle hashes, as text << 32 | hash,
     sorted. A hash's top bits pick one of ``k`` (a power of two) bins and the smallest
     hash in a bin is its value, so a text costs one hash per shingle instead of ``k``.
-    Empty bins borrow from the bins that a fixed probe sequence points at; two texts then
-    agree in a bin with probability equal to their Jaccard similarity (Shrivastava, ICML
-    2017). Texts without shingles keep empty rows.
+    An empty bin borrows the value of the first non-empty bin in a fixed order: 16 hashed
+    probes (optimal densification, Shrivastava, ICML 2017), then the bins to its right.
+    The order is the same for every text, so two texts agree in a bin with probability
+    equal to their Jaccard similarity. Texts without shingles keep empty rows.
     """
     cell = (packed >> U64(33 - k.bit_length())).astype(np.int64)  # text * k + bin
     first = np.ones(len(cell), bool)  # sorted: the first hash of a bin is its minimum
@@ -169,12 +165,21 @@ def signatures(packed: np.ndarray, n: int, k: int) -> np.ndarray:
     raw = raw.reshape(n, k)
     dense = raw.copy()
     texts, bins = np.nonzero((raw == _EMPTY) & (raw != _EMPTY).any(axis=1, keepdims=True))
-    attempt = 0
-    while len(texts):
-        found = raw[texts, _probe(bins, attempt, k)]
+    table = _probe_table(k)
+    for attempt in range(_PROBES):
+        found = raw[texts, table[bins, attempt]]
         hit = found != _EMPTY
         dense[texts[hit], bins[hit]] = found[hit]
-        texts, bins, attempt = texts[~hit], bins[~hit], attempt + 1
+        texts, bins = texts[~hit], bins[~hit]
+    if len(texts):  # sparse texts: the next non-empty bin to the right, wrapping around
+        new_row = np.ones(len(texts), bool)
+        new_row[1:] = texts[1:] != texts[:-1]  # texts come sorted
+        rows = texts[new_row]
+        filled = np.tile(raw[rows] != _EMPTY, 2)
+        nearest = np.where(filled, np.arange(2 * k), 2 * k)
+        nearest = np.minimum.accumulate(nearest[:, ::-1], axis=1)[:, ::-1]
+        source = nearest[np.cumsum(new_row) - 1, bins] % k
+        dense[texts, bins] = raw[texts, source]
     return dense
 
 
