@@ -36,6 +36,7 @@ from datamill.store import Dataset
 CHUNK_TEXTS = 512  # texts per unit of work sent to a worker
 CHUNK_CHARS = 1 << 20  # and at most this many characters, unless one text is longer
 MAX_CANDIDATES = 64  # verified per text, those sharing the most bands first
+MAX_WORKERS = 4
 
 
 def check_part(on: str) -> Part:
@@ -86,7 +87,8 @@ class NearDup(BatchCheck):
         probability 1 - (1 - s**rows)**bands: 0.95 at 0.8 for 16 x 8). ``sketch``: shingle
         hashes kept per text for verification; exact below that many distinct n-grams, a
         bottom-k estimate above. ``reference``: a dataset directory whose latest version
-        is indexed first. ``workers``: processes that hash texts (0: one per core)."""
+        is indexed first. ``workers``: processes that hash texts (0: one per core, at most
+        MAX_WORKERS, as many as one parent process keeps busy; 1: none, hash in process)."""
         if not 0 < threshold <= 1:
             raise ValueError(f"threshold must be in (0, 1], not {threshold}")
         if num_perm < 2 or num_perm & (num_perm - 1):
@@ -100,7 +102,7 @@ class NearDup(BatchCheck):
             Dataset.open(reference).version()  # a missing or empty dataset fails now
         self.on, self.threshold, self.reference = check_part(on), threshold, reference
         self.how = Shingling(ngram, num_perm, bands, rows, sketch)
-        self.workers = workers or os.cpu_count() or 1
+        self.workers = workers or min(os.cpu_count() or 1, MAX_WORKERS)
         self._index, self._sketches = BandIndex(), SketchStore()
         self._ids: list[str] = []  # of indexed texts, by number
         self._in_reference = 0  # indexed texts numbered below this are the reference's
