@@ -14,6 +14,7 @@ from datamill.records import (
     Annotation,
     Candidate,
     CheckResult,
+    Decision,
     FunctionCall,
     Message,
     Provenance,
@@ -120,6 +121,14 @@ annotations = st.builds(
     created_at=aware_datetimes,
     metadata=json_objects,
 )
+decisions = st.builds(
+    Decision,
+    outcome=short_text,
+    by=short_text,
+    reason=text,
+    details=json_objects,
+    created_at=aware_datetimes,
+)
 records = st.builds(
     Record,
     id=st.just("") | st.text(min_size=1, max_size=32),  # "" means: derive it from the content
@@ -132,4 +141,5 @@ records = st.builds(
     provenance=provenances,
     checks=st.dictionaries(short_text, check_results, max_size=3),
     annotations=st.lists(annotations, max_size=2),
+    decisions=st.dictionaries(short_text, decisions, max_size=2),
 )

@@ -2,7 +2,7 @@
 
 Scalar fields and messages are native Arrow columns, so other tools (DuckDB, pandas,
 ``datasets``) can read a shard directly; free-form parts (metadata, provenance, checks,
-annotations, candidates, tool calls) are JSON text, which round-trips any JSON value.
+annotations, decisions, candidates, tool calls) are JSON text, which round-trips any JSON value.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ MESSAGE = pa.struct(
         ("tool_call_id", pa.string()),
     ]
 )
-JSON_COLUMNS = ("candidates", "metadata", "provenance", "checks", "annotations")
+JSON_COLUMNS = ("candidates", "metadata", "provenance", "checks", "annotations", "decisions")
 SCHEMA = pa.schema(
     [
         pa.field("id", pa.string(), nullable=False),
@@ -93,7 +93,9 @@ def from_row(row: dict[str, Any]) -> Record:
         for m in data["messages"]
     ]
     for name in JSON_COLUMNS:
-        data[name] = json.loads(data[name])
+        text = data.pop(name, None)  # a column newer than the shard is absent: its default
+        if text is not None:
+            data[name] = json.loads(text)
     return Record.model_validate(data)
 
 

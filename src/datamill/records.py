@@ -2,8 +2,9 @@
 
 A record is one training example: chat messages in the OpenAI/TRL format, optional
 alternative responses (``candidates``) for preference data, where it came from
-(``provenance``), what automatic checks said (``checks``) and what humans said
-(``annotations``). Stages never edit a record in place; they return a copy with new fields.
+(``provenance``), what automatic checks said (``checks``), what humans said
+(``annotations``) and what later stages decided (``decisions``). Stages never edit a
+record in place; they return a copy with new fields.
 """
 
 from __future__ import annotations
@@ -122,6 +123,18 @@ class Annotation(_Model):
     _tz = field_validator("created_at")(_aware)
 
 
+class Decision(_Model):
+    """What a stage decided about a record, by whom and why (routing, consensus, adjudication)."""
+
+    outcome: str  # e.g. "accept", "reject", "human"; or the resolved label
+    by: str  # the policy, aggregation method or person that decided
+    reason: str = ""
+    details: dict[str, JsonValue] = Field(default_factory=dict)
+    created_at: datetime = Field(default_factory=utc_now)
+
+    _tz = field_validator("created_at")(_aware)
+
+
 def content_id(messages: list[Message]) -> str:
     """A stable hash of the conversation: the same example always gets the same id."""
     canonical = json.dumps(
@@ -144,6 +157,7 @@ class Record(_Model):
     provenance: Provenance
     checks: dict[str, CheckResult] = Field(default_factory=dict)
     annotations: list[Annotation] = Field(default_factory=list)
+    decisions: dict[str, Decision] = Field(default_factory=dict)  # by stage: "route", "resolve"
 
     @model_validator(mode="after")
     def _fill_id(self) -> Record:
@@ -166,3 +180,6 @@ class Record(_Model):
 
     def with_check(self, name: str, result: CheckResult) -> Record:
         return self.model_copy(update={"checks": {**self.checks, name: result}})
+
+    def with_decision(self, stage: str, decision: Decision) -> Record:
+        return self.model_copy(update={"decisions": {**self.decisions, stage: decision}})

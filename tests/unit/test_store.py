@@ -50,6 +50,16 @@ def ds(tmp_path: Path) -> Dataset:
 # -- create and open ------------------------------------------------------------------
 
 
+def test_shards_written_before_decisions_existed_still_read(ds: Dataset) -> None:
+    with ds.writer("import", {}, parent=None) as w:
+        for record in make_records("old", 3):
+            w.write(record)
+    (shard,) = (ds.path / "shards").glob("*.parquet")
+    table = pq.read_table(shard)
+    pq.write_table(table.drop_columns(["decisions"]), shard)
+    assert [r.decisions for r in ds.records()] == [{}, {}, {}]
+
+
 def test_create_makes_an_empty_dataset(tmp_path: Path) -> None:
     ds = Dataset.create(tmp_path / "corpus")
     assert (ds.path / MANIFEST).is_file()

@@ -1,0 +1,128 @@
+"""Commands that move data in, out and describe it: info, import, export."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from datamill.cli.common import DatasetArg, VersionOpt, app, console, progress_bar
+
+
+@app.command()
+def info(dataset: DatasetArg, version: VersionOpt = None) -> None:
+    """Counts, versions, lineage and checks of a dataset."""
+    from datamill.store import Dataset
+    from datamill.summary import summarise
+
+    ds = Dataset.open(dataset)
+    manifest = ds.manifest()
+    if not manifest.versions:
+        console.print(f"{escape(manifest.name)} — {escape(str(ds.path))}: no versions yet")
+        return
+    current = ds.version(version)
+    table = Table(title=f"{manifest.name} — {ds.path}")
+    for column in ("version", "parent", "stage", "records", "counts", "created"):
+        table.add_column(column)
+    for v in manifest.versions:
+        extra = ", ".join(f"{k}={n}" for k, n in v.counts.items() if k != "records")
+        table.add_row(
+            f"[bold]{v.version}[/]" if v.version == current.version else str(v.version),
+            "-" if v.parent is None else str(v.parent),
+            escape(v.stage),
+            str(v.counts.get("records", 0)),
+            escape(extra),
+            v.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        )
+    console.print(table)
+    summary = summarise(ds, current.version)
+    console.print(f"version {current.version}: {summary.records} records")
+    for label, counter in (("tasks", summary.tasks), ("domains", summary.domains)):
+        if counter:
+            console.print(
+                f"  {label}: " + ", ".join(f"{escape(k)} {n}" for k, n in counter.most_common())
+            )
+    for name, c in sorted(summary.checks.items()):
+        console.print(
+            f"  check {escape(name)}: {c.passed} passed, {c.failed} failed, "
+            f"{c.no_verdict} without verdict"
+        )
+
+
+class OnError(StrEnum):
+    raise_ = "raise"
+    quarantine = "quarantine"
+
+
+@app.command("import")
+def import_(
+    files: Annotated[list[Path], typer.Argument(help="JSONL, Parquet or CSV files.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Dataset directory to write to.")],
+    on_error: Annotated[
+        OnError, typer.Option(help="raise: stop at the first bad row; quarantine: set it aside.")
+    ] = OnError.raise_,
+    rejects: Annotated[
+        Path | None,
+        typer.Option(help="Where quarantined rows go (default: OUT/rejects/import-TIME.jsonl)."),
+    ] = None,
+) -> None:
+    """Import records from files into a new dataset version (all or nothing)."""
+    from datamill.ingest import Rejects, read_records
+    from datamill.records import utc_now
+    from datamill.store import Dataset
+
+    ds = Dataset.create(out)
+    stamp = utc_now().strftime("%Y%m%dT%H%M%S")
+    rejects_path = rejects or out / "rejects" / f"import-{stamp}.jsonl"
+    params = {"files": [str(f) for f in files], "on_error": on_error.value}
+    if on_error == OnError.quarantine:
+        params["rejects"] = str(rejects_path)
+    with (
+        progress_bar() as progress,
+        Rejects(rejects_path) as bad,
+        ds.writer("import", params, parent=None) as w,  # type: ignore[arg-type]
+    ):
+        for file in files:
+            task = progress.add_task(file.name[-9:], total=None)
+            for record in read_records(file, on_error=on_error.value, rejects=bad):
+                w.write(record)
+                progress.advance(task)
+        w.counts["rejected"] = bad.count
+    assert w.committed is not None
+    console.print(
+        f"imported {w.committed.counts['records']} records → {escape(str(out))} "
+        f"(version {w.committed.version})"
+    )
+    if bad.count:
+        console.print(f"[yellow]{bad.count} rows quarantined[/] → {escape(str(rejects_path))}")
+
+
+class ExportFormat(StrEnum):
+    sft = "sft"
+
+
+@app.command()
+def export(
+    dataset: DatasetArg,
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write.")],
+    format: Annotated[ExportFormat, typer.Option(help="Output format.")] = ExportFormat.sft,
+    version: VersionOpt = None,
+    all_records: Annotated[
+        bool, typer.Option("--all", help="Include records that failed a check.")
+    ] = False,
+) -> None:
+    """Export a dataset version for training."""
+    from datamill.export.sft import write_sft_jsonl
+    from datamill.store import Dataset
+
+    counts = write_sft_jsonl(Dataset.open(dataset).records(version), out, not all_records)
+    console.print(f"wrote {counts.written} examples → {escape(str(out))}")
+    if counts.failed_checks or counts.no_reply:
+        console.print(
+            f"left out: {counts.failed_checks} failed a check, "
+            f"{counts.no_reply} have no assistant reply"
+        )

@@ -1,0 +1,135 @@
+"""Commands that make records: generate, demo."""
+
+from __future__ import annotations
+
+import asyncio
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+
+from datamill.cli.common import app, console, progress_bar
+
+if TYPE_CHECKING:
+    from datamill.llm.config import BackendConfig
+    from datamill.store import Version
+
+
+class BackendKind(StrEnum):
+    embedded = "embedded"
+    openai = "openai"
+
+
+BackendOpt = Annotated[
+    BackendKind | None, typer.Option("--backend", help="Generator backend (default: the recipe's).")
+]
+BaseUrlOpt = Annotated[
+    str | None, typer.Option(help="OpenAI-compatible server, e.g. http://localhost:8000/v1.")
+]
+ModelOpt = Annotated[str | None, typer.Option(help="Model name (a GGUF path for embedded).")]
+KeyEnvOpt = Annotated[
+    str | None, typer.Option(help="Name of the environment variable holding the API key.")
+]
+ConcurrencyOpt = Annotated[int | None, typer.Option(min=1, help="Calls in flight at once.")]
+
+
+def _backend_override(
+    backend: BackendKind | None,
+    base_url: str | None,
+    model: str | None,
+    api_key_env: str | None,
+    concurrency: int | None,
+) -> BackendConfig | None:
+    """A generator backend from the command line, or None to keep the recipe's."""
+    from datamill.llm.config import BackendConfig
+
+    if backend is None and base_url is None and model is None:
+        return None
+    kind = backend or (BackendKind.openai if base_url else BackendKind.embedded)
+    fields = {"model": model, "base_url": base_url, "api_key_env": api_key_env}
+    fields["concurrency"] = concurrency
+    return BackendConfig(kind=kind.value, **{k: v for k, v in fields.items() if v is not None})
+
+
+def _print_run(version: Version) -> None:
+    failed = version.stats.get("failures") or {}
+    console.print(
+        f"  generated  {version.counts['records']} records, {version.counts.get('failed', 0)} "
+        f"failed{' (' + escape(str(failed)) + ')' if failed else ''} → version {version.version}"
+    )
+    for role, llm in (version.stats.get("llm") or {}).items():  # type: ignore[union-attr]
+        speed = llm["completion_tokens"] / llm["llm_seconds"] if llm["llm_seconds"] else 0.0
+        cost = f", cost {llm['cost']:.4f}" if llm["cost"] else ""
+        retries = sum(llm["retries"].values())
+        console.print(
+            f"  {escape(role):<10} {llm['requests']} calls ({llm['cached']} cached, {retries} "
+            f"retries), {llm['prompt_tokens']}+{llm['completion_tokens']} tokens, "
+            f"{speed:.0f} tokens/s{cost}"
+        )
+
+
+@app.command()
+def generate(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Dataset directory.")],
+    n: Annotated[
+        int | None, typer.Option("--n", min=1, help="Items (default: the recipe's).")
+    ] = None,
+    backend: BackendOpt = None,
+    base_url: BaseUrlOpt = None,
+    model: ModelOpt = None,
+    api_key_env: KeyEnvOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    cache: Annotated[
+        Path | None, typer.Option(help="Request cache (default: OUT/.cache/llm.sqlite).")
+    ] = None,
+) -> None:
+    """Generate records from a recipe into a new dataset version (resumable: calls are cached)."""
+    from datamill.generate.run import run_generation
+    from datamill.recipe import load_recipe
+    from datamill.store import Dataset
+
+    loaded = load_recipe(recipe)
+    override = _backend_override(backend, base_url, model, api_key_env, concurrency)
+    dataset = Dataset.create(out)
+    with progress_bar() as progress:
+        task = progress.add_task("generate", total=n or loaded.n)
+        version = asyncio.run(
+            run_generation(
+                loaded,
+                dataset,
+                n=n,
+                cache=cache,
+                overrides={"generator": override} if override else None,
+                advance=lambda: progress.advance(task),
+            )
+        )
+    _print_run(version)
+    console.print(f"  dataset    {escape(str(dataset.path))}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")] = Path("out/demo"),
+    n: Annotated[int, typer.Option("--n", min=1, help="Records to generate.")] = 30,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    backend: BackendOpt = None,
+    base_url: BaseUrlOpt = None,
+    model: ModelOpt = None,
+    api_key_env: KeyEnvOpt = None,
+    concurrency: ConcurrencyOpt = None,
+) -> None:
+    """Generate, check and export a small dataset (on the embedded model unless told otherwise)."""
+    from datamill.demo import run_demo
+
+    override = _backend_override(backend, base_url, model, api_key_env, concurrency)
+    result = run_demo(out, n=n, seed=seed, backend=override, progress=progress_bar())
+    console.print(f"\n[bold]datamill demo[/] done in {result.seconds:.0f}s")
+    _print_run(result.generated)
+    console.print(f"  checked    exact_dedup + length → version {result.checked.version}")
+    console.print(f"  exported   {result.exported} SFT examples")
+    where = escape(str(result.dataset))
+    console.print(f"  dataset    {where}   (see: datamill info {where})")
+    console.print(f"  SFT JSONL  {escape(str(result.sft))}")
