@@ -1,0 +1,242 @@
+"""Inter-annotator agreement and annotator quality.
+
+Answers to one question are kept as compact ``(item, annotator, value)`` triples in an
+:class:`AnswerTable` (numpy arrays, not records), so agreement over a large dataset costs a
+few bytes per answer. The statistics come from the libraries the field uses and are tested
+against them: Krippendorff's alpha from ``krippendorff`` (any level, missing answers
+allowed), Cohen's kappa from scikit-learn. Fleiss' kappa is the usual formula, written
+here so that items may have different numbers of raters (statsmodels assumes the same
+number everywhere; with equal numbers the two agree).
+"""
+
+from __future__ import annotations
+
+import itertools
+from array import array
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+Level = Literal["nominal", "ordinal", "interval"]
+
+
+@dataclass
+class AnswerTable:
+    """The answers to one question: item numbers, annotator numbers and values.
+
+    Nominal values are stored as codes into ``categories``; ordinal and interval values as
+    floats. Annotator names are shared between tables through ``annotators``.
+    """
+
+    level: Level
+    annotators: list[str] = field(default_factory=list)
+    categories: list[Hashable] = field(default_factory=list)
+    _items: array = field(default_factory=lambda: array("q"))
+    _raters: array = field(default_factory=lambda: array("i"))
+    _values: array = field(default_factory=lambda: array("d"))
+    _rater_index: dict[str, int] = field(default_factory=dict)
+    _codes: dict[Hashable, int] = field(default_factory=dict)
+
+    def add(self, item: int, annotator: str, value: Hashable | float) -> None:
+        rater = self._rater_index.get(annotator)
+        if rater is None:
+            rater = self._rater_index[annotator] = len(self.annotators)
+            self.annotators.append(annotator)
+        if self.level == "nominal":
+            code = self._codes.get(value)
+            if code is None:
+                code = self._codes[value] = len(self.categories)
+                self.categories.append(value)
+            number = float(code)
+        else:
+            number = float(value)  # type: ignore[arg-type]
+        self._items.append(item)
+        self._raters.append(rater)
+        self._values.append(number)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    # Copies, not views: a live view would stop the arrays from growing.
+    @property
+    def items(self) -> np.ndarray:
+        return np.array(self._items, dtype=np.int64)
+
+    @property
+    def raters(self) -> np.ndarray:
+        return np.array(self._raters, dtype=np.int32)
+
+    @property
+    def values(self) -> np.ndarray:
+        return np.array(self._values, dtype=np.float64)
+
+    def value_counts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(item ids, value domain, counts[item, value]): how many raters gave each value."""
+        items, item_idx = np.unique(self.items, return_inverse=True)
+        domain, value_idx = np.unique(self.values, return_inverse=True)
+        counts = np.zeros((len(items), len(domain)), dtype=np.int64)
+        np.add.at(counts, (item_idx, value_idx), 1)
+        return items, domain, counts
+
+    def matrix(self) -> tuple[np.ndarray, np.ndarray]:
+        """(item ids, values[rater, item]) with NaN where a rater did not answer."""
+        items, item_idx = np.unique(self.items, return_inverse=True)
+        out = np.full((len(self.annotators), len(items)), np.nan)
+        out[self.raters, item_idx] = self.values
+        return items, out
+
+    def label(self, value: float) -> Hashable | float:
+        """A stored value as the annotator gave it."""
+        return self.categories[int(value)] if self.level == "nominal" else value
+
+
+def krippendorff_alpha(table: AnswerTable, level: Level | None = None) -> float | None:
+    """Krippendorff's alpha; None when it is undefined (fewer than two distinct values, or
+    no item with two answers)."""
+    import krippendorff
+
+    _, domain, counts = table.value_counts()
+    counts = counts[counts.sum(axis=1) >= 2]
+    if len(domain) < 2 or not len(counts) or len(np.flatnonzero(counts.sum(axis=0))) < 2:
+        return None
+    alpha = krippendorff.alpha(
+        value_counts=counts, value_domain=domain, level_of_measurement=level or table.level
+    )
+    return None if np.isnan(alpha) else float(alpha)
+
+
+def fleiss_kappa(counts: np.ndarray) -> float | None:
+    """Fleiss' kappa from counts[item, category]; items may have different numbers of
+    raters (items with fewer than two are left out). None when undefined."""
+    counts = np.asarray(counts, dtype=np.float64)
+    n = counts.sum(axis=1)
+    counts, n = counts[n >= 2], n[n >= 2]
+    if not len(counts):
+        return None
+    p_item = ((counts * counts).sum(axis=1) - n) / (n * (n - 1))
+    p_cat = counts.sum(axis=0) / n.sum()
+    expected = float((p_cat * p_cat).sum())
+    if expected >= 1.0:
+        return None
+    return (float(p_item.mean()) - expected) / (1.0 - expected)
+
+
+def table_fleiss_kappa(table: AnswerTable) -> float | None:
+    return fleiss_kappa(table.value_counts()[2]) if table.level == "nominal" else None
+
+
+def cohen_kappa(
+    a: list[Hashable | None],
+    b: list[Hashable | None],
+    weights: Literal["linear", "quadratic"] | None = None,
+) -> float | None:
+    """Cohen's kappa of two raters over the items both answered (None marks a missing
+    answer); weighted kappa for ordinal answers. None when undefined."""
+    from sklearn.metrics import cohen_kappa_score
+
+    pairs = [(x, y) for x, y in zip(a, b, strict=True) if x is not None and y is not None]
+    if len(pairs) < 2 or len({v for p in pairs for v in p}) < 2:
+        return None
+    left, right = zip(*pairs, strict=True)
+    labels = sorted({*left, *right}) if weights else None  # weights need the labels' order
+    kappa = cohen_kappa_score(left, right, labels=labels, weights=weights)
+    return None if np.isnan(kappa) else float(kappa)
+
+
+def mean_pairwise_cohen(table: AnswerTable, min_common: int = 5) -> float | None:
+    """Cohen's kappa averaged over every pair of annotators with ``min_common`` items in
+    common (the usual summary when there are more than two raters)."""
+    _, mat = table.matrix()
+    weights = None if table.level == "nominal" else "quadratic"
+    kappas = []
+    for i, j in itertools.combinations(range(len(mat)), 2):
+        both = ~np.isnan(mat[i]) & ~np.isnan(mat[j])
+        if both.sum() >= min_common:
+            k = cohen_kappa(list(mat[i][both]), list(mat[j][both]), weights)
+            if k is not None:
+                kappas.append(k)
+    return float(np.mean(kappas)) if kappas else None
+
+
+def kendall_w(ranks: np.ndarray) -> float | None:
+    """Kendall's coefficient of concordance of ranks[rater, object] (complete rankings,
+    no ties): 1 when every rater orders the objects alike, 0 when they are unrelated."""
+    m, n = ranks.shape
+    if m < 2 or n < 2:
+        return None
+    totals = ranks.sum(axis=0)
+    s = float(((totals - totals.mean()) ** 2).sum())
+    return 12.0 * s / (m * m * (n**3 - n))
+
+
+@dataclass
+class AnnotatorQuality:
+    annotator: str
+    answers: int
+    agreement: float | None  # with the consensus, on items someone else answered too
+    gold_items: int = 0
+    gold_accuracy: float | None = None
+    flagged: bool = False
+    reason: str = ""
+
+
+def annotator_quality(
+    table: AnswerTable,
+    consensus: Mapping[int, float],
+    gold: Mapping[int, float] | None = None,
+    min_answers: int = 5,
+    tolerance: float = 0.0,
+) -> list[AnnotatorQuality]:
+    """Each annotator's agreement with the consensus and accuracy on gold items.
+
+    ``consensus`` and ``gold`` map item numbers to values in the table's terms (codes for
+    nominal tables). An answer agrees when it is within ``tolerance`` of the reference.
+    Annotators with ``min_answers`` or more are flagged as outliers when their agreement
+    is more than three scaled median absolute deviations below the median annotator's, or
+    below one half.
+    """
+    gold = gold or {}
+    _, item_idx, per_item = np.unique(table.items, return_inverse=True, return_counts=True)
+    shared = per_item[item_idx] >= 2
+    out = []
+    for rater, name in enumerate(table.annotators):
+        mine = table.raters == rater
+        agree = [
+            abs(v - consensus[i]) <= tolerance
+            for i, v in zip(table.items[mine & shared], table.values[mine & shared], strict=True)
+            if i in consensus
+        ]
+        graded = [
+            abs(v - gold[i]) <= tolerance
+            for i, v in zip(table.items[mine], table.values[mine], strict=True)
+            if i in gold
+        ]
+        out.append(
+            AnnotatorQuality(
+                annotator=name,
+                answers=int(mine.sum()),
+                agreement=float(np.mean(agree)) if agree else None,
+                gold_items=len(graded),
+                gold_accuracy=float(np.mean(graded)) if graded else None,
+            )
+        )
+    _flag_outliers(out, min_answers)
+    return out
+
+
+def _flag_outliers(quality: list[AnnotatorQuality], min_answers: int) -> None:
+    scores = [q.agreement for q in quality if q.agreement is not None and q.answers >= min_answers]
+    median = float(np.median(scores)) if scores else 0.0
+    spread = 1.4826 * float(np.median(np.abs(np.array(scores) - median))) if scores else 0.0
+    for q in quality:
+        reasons = []
+        if q.agreement is not None and q.answers >= min_answers:
+            if q.agreement < 0.5:
+                reasons.append(f"agrees with the consensus on {q.agreement:.0%} of items")
+            elif len(scores) >= 3 and q.agreement < median - 3 * max(spread, 0.05):
+                reasons.append(f"agreement {q.agreement:.2f}, median annotator {median:.2f}")
+        if q.gold_accuracy is not None and q.gold_items >= min_answers and q.gold_accuracy < 0.5:
+            reasons.append(f"gold accuracy {q.gold_accuracy:.0%}")
+        q.flagged, q.reason = bool(reasons), "; ".join(reasons)
