@@ -1,0 +1,90 @@
+"""The annotation web app: ``create_app(db_url)`` wires the database, the JSON API and the pages."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from datamill import __version__
+from datamill.annotate import db
+from datamill.annotate.auth import LoginLimits
+
+HERE = Path(__file__).parent
+
+# No inline script or style anywhere, so the policy can forbid both: a script that slipped into
+# a page through model output would still not run.
+SECURITY_HEADERS = [
+    (
+        b"content-security-policy",
+        b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        b"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    ),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+
+
+class SecurityHeaders:
+    """Adds SECURITY_HEADERS to every response (a plain ASGI wrapper: no per-request task)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def create_app(
+    db_url: str,
+    *,
+    secure_cookies: bool = False,
+    login_limits: LoginLimits | None = None,
+    migrate: bool = True,
+) -> FastAPI:
+    """The app on ``db_url`` (``sqlite:///path`` or ``postgresql://…``).
+
+    ``secure_cookies`` marks cookies Secure even on plain HTTP (set it behind a TLS proxy);
+    over HTTPS they are Secure anyway.
+    """
+    from datamill.annotate import api, views
+
+    database = db.connect(db_url)
+    if migrate:
+        db.migrate(database.engine)
+    app = FastAPI(
+        title="datamill annotate",
+        version=__version__,
+        description="Expert annotation of LLM data: next item, submit, skip, projects, export.",
+        docs_url=None,  # Swagger UI would load scripts from a CDN; the schema is enough
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    app.state.db = database
+    app.state.secure_cookies = secure_cookies
+    app.state.login_limits = login_limits or LoginLimits()
+    app.include_router(api.router)
+    app.include_router(views.router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.add_middleware(SecurityHeaders)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """For ``uvicorn --factory`` with several workers: the database comes from DATAMILL_DB."""
+    return create_app(os.environ["DATAMILL_DB"], migrate=False)

@@ -1,0 +1,97 @@
+"""Request dependencies: who is asking, with what right, and the CSRF check.
+
+An API call authenticates with ``Authorization: Bearer <token>`` or with the session cookie;
+a state-changing call made with the cookie must carry the session's CSRF token in the
+``X-CSRF-Token`` header (pages: the ``csrf`` form field). Pages redirect to /login instead of
+answering 401.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+
+from datamill.annotate import auth
+from datamill.annotate.db import Database
+from datamill.annotate.models import User, WebSession
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+@dataclass(frozen=True)
+class Principal:
+    user: User
+    session: WebSession | None  # None when the caller used an API token
+
+    @property
+    def csrf(self) -> str:
+        return self.session.csrf_token if self.session else ""
+
+
+class LoginRequired(Exception):
+    """Raised by page dependencies; the app answers with a redirect to /login."""
+
+
+def database(request: Request) -> Database:
+    return request.app.state.db  # type: ignore[no-any-return]
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def identify(request: Request) -> Principal | None:
+    db = database(request)
+    token = auth.bearer(request.headers.get("authorization"))
+    with db.read() as s:
+        if token:
+            user = auth.token_user(s, token)
+            if user is None:
+                raise HTTPException(401, "invalid or revoked API token")
+            return Principal(user, None)
+        secret = request.cookies.get(auth.SESSION_COOKIE)
+        found = auth.session_user(s, secret) if secret else None
+    return Principal(*found) if found else None
+
+
+def api_principal(request: Request) -> Principal:
+    who = identify(request)
+    if who is None:
+        raise HTTPException(401, "log in or send an API token", {"WWW-Authenticate": "Bearer"})
+    if who.session is not None and request.method not in SAFE_METHODS:
+        sent = request.headers.get(auth.CSRF_HEADER)
+        if not auth.same(sent, who.session.csrf_token):
+            raise HTTPException(403, "missing or wrong CSRF token (X-CSRF-Token header)")
+    return who
+
+
+async def page_principal(request: Request) -> Principal:
+    who = identify(request)
+    if who is None:
+        raise LoginRequired()
+    if request.method not in SAFE_METHODS:
+        form = await request.form()
+        if not auth.same(str(form.get("csrf") or ""), who.csrf):
+            raise HTTPException(403, "missing or wrong CSRF token; reload the page")
+    return who
+
+
+def admin(who: Annotated[Principal, Depends(api_principal)]) -> Principal:
+    if who.user.role != "admin":
+        raise HTTPException(403, "admins only")
+    return who
+
+
+def reviewer(who: Annotated[Principal, Depends(api_principal)]) -> Principal:
+    if who.user.role not in ("admin", "reviewer"):
+        raise HTTPException(403, "reviewers and admins only")
+    return who
+
+
+ApiUser = Annotated[Principal, Depends(api_principal)]
+ApiAdmin = Annotated[Principal, Depends(admin)]
+ApiReviewer = Annotated[Principal, Depends(reviewer)]
+PageUser = Annotated[Principal, Depends(page_principal)]
+DB = Annotated[Database, Depends(database)]
