@@ -103,26 +103,86 @@ def import_(
 
 class ExportFormat(StrEnum):
     sft = "sft"
+    preference = "preference"
+    kto = "kto"
+    reward = "reward"
+    openai = "openai"
+    sharegpt = "sharegpt"
+
+
+class FileFormat(StrEnum):
+    jsonl = "jsonl"
+    parquet = "parquet"
+
+
+class Style(StrEnum):
+    conversational = "conversational"
+    standard = "standard"
+
+
+class Pairs(StrEnum):
+    all = "all"
+    best = "best"
+    extremes = "extremes"
 
 
 @app.command()
 def export(
     dataset: DatasetArg,
-    out: Annotated[Path, typer.Option("--out", "-o", help="File to write.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="File to write; a directory with --split.")
+    ],
     format: Annotated[ExportFormat, typer.Option(help="Output format.")] = ExportFormat.sft,
+    file_format: Annotated[FileFormat, typer.Option(help="File format.")] = FileFormat.jsonl,
+    style: Annotated[
+        Style, typer.Option(help="TRL style: message lists, or plain text (single-turn only).")
+    ] = Style.conversational,
+    split: Annotated[
+        str | None,
+        typer.Option(help="e.g. test=0.1 or validation=0.1,test=0.1; train takes the rest."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
+    threshold: Annotated[
+        float, typer.Option(help="Near-duplicate prompts at this Jaccard stay on one side.")
+    ] = 0.8,
+    card: Annotated[bool, typer.Option("--card", help="Write a dataset card.")] = False,
+    pairs: Annotated[
+        Pairs, typer.Option(help="Preference pairs: all, best vs rest, best vs worst.")
+    ] = Pairs.all,
+    judge: Annotated[
+        str | None, typer.Option(help="The check whose verdicts rank candidates.")
+    ] = None,
     version: VersionOpt = None,
     all_records: Annotated[
         bool, typer.Option("--all", help="Include records that failed a check.")
     ] = False,
 ) -> None:
-    """Export a dataset version for training."""
-    from datamill.export.sft import write_sft_jsonl
-    from datamill.store import Dataset
+    """Export a dataset version for training (SFT, preference, KTO, reward, OpenAI, ShareGPT)."""
+    from datamill.export import make_format
+    from datamill.export.run import export_dataset
+    from datamill.export.split import parse_split
 
-    counts = write_sft_jsonl(Dataset.open(dataset).records(version), out, not all_records)
-    console.print(f"wrote {counts.written} examples → {escape(str(out))}")
-    if counts.failed_checks or counts.no_reply:
+    report = export_dataset(
+        dataset,
+        out,
+        make_format(format.value, pairs.value, judge),
+        version=version,
+        file_format=file_format.value,  # type: ignore[arg-type]
+        style=style.value,  # type: ignore[arg-type]
+        only_passed=False if all_records else None,
+        split=parse_split(split) if split else None,
+        seed=seed,
+        threshold=threshold,
+        card=card,
+    )
+    for name, path in report.paths.items():
         console.print(
-            f"left out: {counts.failed_checks} failed a check, "
-            f"{counts.no_reply} have no assistant reply"
+            f"{escape(name)}: {report.rows.get(name, 0)} rows from "
+            f"{report.records[name]} records → {escape(str(path))}"
         )
+    if report.left_out:
+        console.print(
+            "left out: " + ", ".join(f"{n} {escape(k)}" for k, n in report.left_out.items())
+        )
+    if report.card is not None:
+        console.print(f"card → {escape(str(report.card))}")

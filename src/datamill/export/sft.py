@@ -1,55 +1,56 @@
-"""SFT export: one ``{"messages": [...]}`` object per line, as TRL and OpenAI fine-tuning read."""
+"""SFT: conversations that end in an assistant turn.
+
+Conversational style: ``{"messages": [...]}`` (TRL's language-modelling type). Standard
+style: ``{"prompt": str, "completion": str}`` (TRL's prompt-completion type), for
+single-turn records only.
+"""
 
 from __future__ import annotations
 
-import json
-import os
-import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
-from datamill.checks import passed
+import pyarrow as pa
+
+from datamill.export.rows import (
+    MESSAGES,
+    MULTI_TURN,
+    NO_REPLY,
+    Format,
+    Row,
+    Skip,
+    Style,
+    messages,
+    prompt_text,
+)
 from datamill.records import Record
-from datamill.store import fsync_dir
-
-
-@dataclass
-class ExportCounts:
-    written: int = 0
-    failed_checks: int = 0  # left out: a check failed
-    no_reply: int = 0  # left out: the conversation does not end with an assistant turn
 
 
 def sft_row(record: Record) -> dict[str, object]:
-    return {"messages": [m.model_dump(mode="json", exclude_none=True) for m in record.messages]}
+    return {"messages": messages(record.messages)}
 
 
-def write_sft_jsonl(
-    records: Iterable[Record], path: str | Path, only_passed: bool = True
-) -> ExportCounts:
-    """Write conversations that end in an assistant turn (and, by default, passed every check).
+def rows(record: Record, style: Style) -> list[Row] | Skip:
+    if record.response is None:
+        return NO_REPLY
+    if style == "conversational":
+        return [sft_row(record)]
+    text = prompt_text(record)
+    return MULTI_TURN if text is None else [{"prompt": text, "completion": record.response}]
 
-    The file appears whole or not at all: it is written aside and renamed into place.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    counts = ExportCounts()
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            for record in records:
-                if only_passed and not passed(record):
-                    counts.failed_checks += 1
-                elif record.response is None:
-                    counts.no_reply += 1
-                else:
-                    f.write(json.dumps(sft_row(record), ensure_ascii=False) + "\n")
-                    counts.written += 1
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
-    return counts
+
+def schema(style: Style) -> pa.Schema:
+    if style == "conversational":
+        return pa.schema([("messages", MESSAGES)])
+    return pa.schema([("prompt", pa.string()), ("completion", pa.string())])
+
+
+SFT = Format("sft", rows, schema)
+
+
+def write_sft_jsonl(records: Iterable[Record], path: str | Path, only_passed: bool = True):  # type: ignore[no-untyped-def]
+    """Write conversations that end in an assistant turn (and, by default, passed every
+    check) to one JSONL file, which appears whole or not at all."""
+    from datamill.export.run import export_records
+
+    return export_records(records, SFT, {"train": Path(path)}, only_passed=only_passed)
