@@ -1,0 +1,160 @@
+"""What every model-backed check shares: its judges, its prompt, and failures kept as data.
+
+A model-backed check takes its backends the way recipes name them: ``backend`` is one
+:class:`BackendConfig` mapping or a list of them (several judges), or ``base_url`` and
+``model`` for one OpenAI-compatible server; by default, the embedded model. Engines are
+built on first use, inside the running event loop, and closed by :meth:`aclose`.
+
+A call that fails, or whose output does not follow the schema, is never a crash and never a
+made-up score: the result says which judge failed and why, and keeps the raw text. Every
+judged record also gets a ``judge`` entry in its provenance (``provenance.params["judge"]``)
+naming, per check, the prompt, its version and the models that judged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, JsonValue, ValidationError
+
+from datamill.checks import judge_prompts
+from datamill.checks.base import BatchCheck
+from datamill.llm.base import ChatRequest
+from datamill.llm.config import BackendConfig
+from datamill.llm.engine import Engine, Outcome, usage_of
+from datamill.records import Record
+
+BackendOption = str | dict[str, Any] | BackendConfig | list[Any] | None
+RAW_KEPT = 4000  # characters of a failed answer kept on the record
+JUDGE_SEED_STRIDE = 1_000_003
+
+
+def backend_configs(
+    backend: BackendOption = None, base_url: str | None = None, model: str | None = None
+) -> list[BackendConfig]:
+    """The judges' backends from a check's options (see the module docstring)."""
+    if backend is None:
+        kind = "openai" if base_url else "embedded"
+        return [BackendConfig(kind=kind, base_url=base_url, model=model)]
+    if base_url is not None or model is not None:
+        raise ValueError("give either backend, or base_url and model, not both")
+    items = backend if isinstance(backend, list) else [backend]
+    if not items:
+        raise ValueError("backend is an empty list; name at least one judge")
+    configs = []
+    for i, item in enumerate(items):
+        if isinstance(item, str):
+            item = {"kind": item}
+        if isinstance(item, BackendConfig):
+            configs.append(item)
+            continue
+        if not isinstance(item, dict):
+            raise ValueError(f"backend {i}: expected a mapping such as {{kind: embedded}}")
+        try:
+            configs.append(BackendConfig.model_validate(item))
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ValueError(f"backend {i}: {where}: {first['msg']}") from None
+    for config in configs:
+        if config.kind == "openai" and not (config.base_url and config.model):
+            raise ValueError("an openai backend needs base_url and model")
+    return configs
+
+
+def failure(outcome: Outcome) -> dict[str, JsonValue]:
+    """Why a call failed, with the raw answer if there was one."""
+    error = outcome.error
+    assert error is not None
+    raw = (error.raw or "")[:RAW_KEPT]
+    return {"cause": error.cause, "message": error.detail[:500], "raw": raw}
+
+
+class JudgeCheck(BatchCheck):
+    """A check that asks one or more models, through a versioned prompt, about records."""
+
+    prompt_name: ClassVar[str]
+    batch_size = 64
+
+    def __init__(
+        self,
+        backend: BackendOption = None,
+        base_url: str | None = None,
+        model: str | None = None,
+        cache: str | None = None,
+        prompt: str | None = None,
+        temperature: float = 0.0,
+        max_tokens: int = 512,
+        seed: int = 0,
+    ) -> None:
+        if not 0 <= temperature <= 2 or max_tokens < 1:
+            raise ValueError("temperature must be in [0, 2] and max_tokens positive")
+        self.configs = backend_configs(backend, base_url, model)
+        self.template = judge_prompts.load(self.prompt_name, prompt)
+        self.cache = Path(cache) if cache else None
+        self.temperature, self.max_tokens, self.seed = temperature, max_tokens, seed
+        self._engines: list[Engine] | None = None
+
+    @property
+    def engines(self) -> list[Engine]:
+        if self._engines is None:
+            self._engines = [config.engine(self.cache) for config in self.configs]
+        return self._engines
+
+    @property
+    def judges(self) -> list[str]:
+        """A label per judge: its place and model (two judges may run one model)."""
+        return [f"{i}:{e.identity}" for i, e in enumerate(self.engines)]
+
+    @property
+    def prompt_info(self) -> dict[str, JsonValue]:
+        return {"name": self.template.name, "version": self.template.version}
+
+    def request(self, **variables: Any) -> ChatRequest:
+        return ChatRequest(
+            messages=self.template.render(**variables),
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+            seed=self.seed,
+        )
+
+    async def ask_all(
+        self, requests: Sequence[ChatRequest], schema: type[BaseModel] | None
+    ) -> list[list[Outcome]]:
+        """Every request to every judge at once: outcomes by judge, then by request.
+
+        Judge ``j`` adds ``j * JUDGE_SEED_STRIDE`` to each request's seed: with a
+        temperature above 0, several judges on one model sample independently."""
+
+        async def one(judge: int, engine: Engine) -> list[Outcome]:
+            seeded = [
+                r.model_copy(update={"seed": (r.seed or 0) + judge * JUDGE_SEED_STRIDE})
+                for r in requests
+            ]
+            return [o async for o in engine.map(seeded, schema=schema)]
+
+        return list(await asyncio.gather(*(one(j, e) for j, e in enumerate(self.engines))))
+
+    def usage(self, outcomes: Sequence[Outcome]) -> dict[str, JsonValue]:
+        return usage_of(*outcomes).model_dump(mode="json")
+
+    async def _checked(self, batch: list[Record]) -> list[Record]:
+        done = await super()._checked(batch)
+        entry = {**self.prompt_info, "models": [e.identity for e in self.engines]}
+        return [_with_judge_entry(r, self.name, entry) for r in done]
+
+    async def aclose(self) -> None:
+        for engine in self._engines or []:
+            await engine.aclose()
+        self._engines = None
+
+
+def _with_judge_entry(record: Record, check: str, entry: dict[str, JsonValue]) -> Record:
+    params = record.provenance.params
+    judged = params.get("judge")
+    judged = {**judged, check: entry} if isinstance(judged, dict) else {check: entry}
+    provenance = record.provenance.model_copy(update={"params": {**params, "judge": judged}})
+    return record.model_copy(update={"provenance": provenance})
