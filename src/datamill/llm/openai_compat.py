@@ -1,10 +1,10 @@
 """A backend for any OpenAI-compatible chat completions server.
 
 vLLM, TGI, llama.cpp's server, Ollama and hosted APIs all speak this protocol. The client
-is datamill's own small keep-alive HTTP/1.1 client (``datamill.llm.http``): aiohttp's cost
-per request capped a 2-core machine near 0.7 of the ideal rate at 256 concurrent requests,
-and httpx's pool collapses there. The API key is read from the environment variable the
-user names and is never stored anywhere else.
+is datamill's own small keep-alive HTTP/1.1 client (``datamill.llm.http``, chosen over
+aiohttp and httpx by measurement). Redirects are refused: a POST must not be replayed to
+another address without the user saying so. The API key is read from the environment
+variable the user names and is never stored anywhere else.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from datamill.errors import DatamillError, LLMError
 from datamill.llm.base import ChatRequest, Completion
-from datamill.llm.http import Client, HTTPError, split_url
+from datamill.llm.http import Client, HTTPError, route
 
 # How to ask for JSON output: OpenAI and vLLM take `json_schema`; llama.cpp's server and
 # some others take `json_object` with a `schema`; older vLLM takes `guided_json`.
@@ -54,7 +54,7 @@ class OpenAICompatBackend:
         structured: StructuredMode = "json_schema",
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        split_url(self.base_url)  # a malformed address is an error now, not at the first call
+        route(self.base_url)  # a malformed address or proxy is an error now, not at the first call
         self.model = model
         self.api_key_env = api_key_env
         self.timeout = timeout
@@ -110,8 +110,15 @@ class OpenAICompatBackend:
         except TimeoutError:
             raise LLMError("timeout", f"no answer within {self.timeout}s", retryable=True) from None
         except HTTPError as e:
-            raise LLMError("connection", str(e), retryable=True) from None
+            raise LLMError("connection", str(e), retryable=e.retryable) from None
         raw, status = response.body, response.status
+        if 300 <= status < 400:
+            location = response.headers.get("location", "nowhere")
+            raise LLMError(
+                "redirect",
+                f"{self.base_url} answered {status}, redirecting to {location}; datamill does not"
+                " follow redirects: set base_url to the address the server should be reached at",
+            )
         retry_after = _retry_after(response.headers.get("retry-after"))
         seconds = time.perf_counter() - start
         if status != 200:

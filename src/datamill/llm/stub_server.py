@@ -3,8 +3,9 @@
 It answers ``POST /v1/chat/completions`` after a fixed latency with a deterministic reply
 (a function of the messages and the seed), and can be told to fail on chosen prompts:
 ``429`` (with ``Retry-After``), ``500``, ``400``, ``slow`` (answer after the client gave
-up), ``garbage`` (a 200 whose body is not JSON) or ``drop`` (close the connection without
-answering). ``GET /stats`` tells how many calls each prompt received, so tests can check
+up), ``garbage`` (a 200 whose body is not JSON), ``drop`` (close the connection without
+answering) or ``redirect`` (a 307 to another address). Given an ``ssl.SSLContext`` it
+serves https. ``GET /stats`` tells how many calls each prompt received, so tests can check
 that nothing was paid for twice.
 
 Run it alone with ``python -m datamill.llm.stub_server --port 8000 --latency 0.1``; with
@@ -21,6 +22,7 @@ import hashlib
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -32,7 +34,7 @@ from aiohttp import web
 
 from datamill.llm.schema_example import example
 
-FAULTS = ("429", "500", "400", "slow", "garbage", "drop")
+FAULTS = ("429", "500", "400", "slow", "garbage", "drop", "redirect")
 
 
 def _requested_schema(body: dict[str, Any]) -> dict[str, Any] | None:
@@ -84,9 +86,12 @@ def chat_completion(body: dict[str, Any], text: str) -> dict[str, Any]:
 class StubServer:
     """The server's state: latency, the fault script and per-prompt call counts."""
 
-    def __init__(self, latency: float = 0.0, slow_seconds: float = 30.0) -> None:
+    def __init__(
+        self, latency: float = 0.0, slow_seconds: float = 30.0, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.latency = latency
         self.slow_seconds = slow_seconds
+        self.tls = tls
         self.faults: dict[str, list[str]] = {}  # prompt substring -> faults for next calls
         self.calls: Counter[str] = Counter()
         self.scripted_replies: dict[str, list[str]] = {}  # prompt substring -> replies
@@ -134,6 +139,9 @@ class StubServer:
             await asyncio.sleep(self.slow_seconds)
         if fault == "garbage":
             return web.Response(text="<html>502 Bad Gateway</html>", content_type="text/html")
+        if fault == "redirect":
+            location = f"{self.url.replace('127.0.0.1', 'localhost')}/chat/completions"
+            return web.json_response({}, status=307, headers={"Location": location})
         if fault == "drop":
             assert request.transport is not None
             request.transport.close()
@@ -153,14 +161,21 @@ class StubServer:
     async def start(self, host: str = "127.0.0.1", port: int = 0, reuse_port: bool = False) -> int:
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, backlog=4096, reuse_port=reuse_port or None)
+        site = web.TCPSite(
+            self._runner,
+            host,
+            port,
+            backlog=4096,
+            reuse_port=reuse_port or None,
+            ssl_context=self.tls,
+        )
         await site.start()
         self.port = self._runner.addresses[0][1]
         return self.port
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}/v1"
 
     # -- in a background thread, for tests ------------------------------------------------
 
