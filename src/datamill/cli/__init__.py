@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.markup import escape
 
-from datamill.cli import data, generation, quality  # noqa: F401  (they register commands)
+from datamill.cli import data, diversity, generation, quality  # noqa: F401  (they register commands)
 from datamill.cli.common import app, err
 from datamill.errors import DatamillError
 
