@@ -8,7 +8,9 @@ seed: 0
 backends:
   generator: {kind: openai, base_url: http://localhost:8000/v1, model: Qwen2.5-7B-Instruct}
   judge: {kind: openai, base_url: https://api.example.com/v1, model: big, api_key_env: API_KEY}
-params: {domains: [healthcare, legal], temperature: 0.9}
+params: {domains: [healthcare, legal]}
+temperature: {schedule: linear, start: 0.3, end: 1.1}   # optional, see generate/schedule.py
+dedup: {threshold: 0.8}  # optional: drop near-duplicates of kept records while generating
 prices: prices.yaml   # optional, relative to the recipe file
 ```
 """
@@ -16,11 +18,22 @@ prices: prices.yaml   # optional, relative to the recipe file
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from datamill.errors import validation_error
 from datamill.generate.family import Family, get_family
+from datamill.generate.pool_dedup import DedupConfig
+from datamill.generate.schedule import Schedule, as_schedule
 from datamill.llm.config import BackendConfig
 from datamill.llm.prices import PriceTable
 from datamill.yamlfile import load_model
@@ -40,8 +53,26 @@ class Recipe(BaseModel):
     seed: int = 0
     backends: dict[str, BackendConfig] = Field(default_factory=_default_backends)
     params: dict[str, JsonValue] = Field(default_factory=dict)
+    temperature: Schedule | None = None
+    dedup: DedupConfig | None = None
     prices: Path | None = None
     source: Path | None = Field(None, exclude=True)  # the file it was read from
+
+    @field_validator("temperature", mode="before")
+    @classmethod
+    def _number_is_constant(cls, value: Any) -> Any:
+        return as_schedule(value)
+
+    @model_validator(mode="after")
+    def _one_temperature(self) -> Recipe:
+        if self.temperature is not None:
+            both = sorted({"temperature", "temperatures"} & set(self.params))
+            if both:
+                raise ValueError(
+                    f"the recipe's temperature schedule replaces params.{both[0]}: "
+                    "remove one of them"
+                )
+        return self
 
     def task(self) -> tuple[Family, BaseModel]:
         """The family and its validated parameters; bad parameters name the recipe field."""

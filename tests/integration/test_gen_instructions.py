@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from datamill.generate.instructions import load_seed_tasks
 from datamill.generate.run import run_generation
+from datamill.generate.sources import load_seed_tasks
 from datamill.llm.config import BackendConfig
 from datamill.llm.stub_server import StubServer
 from datamill.recipe import Recipe

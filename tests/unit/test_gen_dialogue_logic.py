@@ -24,8 +24,9 @@ from datamill.generate.adversarial import (
     parse_request,
     refuses,
 )
-from datamill.generate.conversation import check_conversation, load_data, sample, select
+from datamill.generate.conversation import check_conversation, load_data, select
 from datamill.generate.families import support, workflows
+from datamill.generate.sampling import sample
 from datamill.generate.toolcalls import Catalogue, Tool, check_call, plan_schema, simulate
 from datamill.llm.base import ChatRequest, Completion
 from datamill.llm.engine import Outcome

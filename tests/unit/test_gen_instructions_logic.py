@@ -27,8 +27,9 @@ from datamill.generate.families.self_instruct import (
     check_task,
     pick_examples,
 )
-from datamill.generate.instructions import Prompt, cycle, join_prompt, load_prompts, load_seed_tasks
+from datamill.generate.instructions import cycle
 from datamill.generate.novelty import NoveltyIndex, rouge_l, tokens
+from datamill.generate.sources import Source, join_prompt, load_prompts, load_seed_tasks
 from datamill.llm.base import ChatRequest, Completion
 from datamill.llm.engine import Outcome
 from datamill.records import Message, Provenance, Record
@@ -280,8 +281,8 @@ def test_variants_cycle_through_each_list() -> None:
 
 
 def test_request_adds_a_system_prompt_only_when_the_prompt_has_none() -> None:
-    plain = Prompt("p", (Message(role="user", content=HOSTILE),))
-    own = Prompt("q", (Message(role="system", content="Mine."), Message(role="user", content="Hi")))
+    plain = Source("p", (Message(role="user", content=HOSTILE),))
+    own = Source("q", (Message(role="system", content="Mine."), Message(role="user", content="Hi")))
     variant = Variant("generator", 0.5, "Be concise.", 3)
     sent = request(plain, variant, 64)
     assert [m.content for m in sent.messages] == ["Be concise.", HOSTILE]

@@ -23,12 +23,13 @@ from datamill.documents import (
     load_documents,
 )
 from datamill.errors import InputError
+from datamill.generate.dialogue import dialogue_schema
 from datamill.generate.families.grounded_qa import grounding_check, pairs_schema
 from datamill.generate.families.grounded_qa import plan as plan_chunks
-from datamill.generate.families.multilingual import MultilingualParams, dialogue_schema
+from datamill.generate.families.multilingual import MultilingualParams
 from datamill.generate.families.multilingual import plan as plan_languages
 from datamill.generate.sampling import spread
-from datamill.generate.sources import english_records, seed_tasks
+from datamill.generate.sources import english_conversations, seed_conversations
 from datamill.langid import LanguageIdentifier, candidates, language_name, supported
 from datamill.records import Message, Provenance, Record
 from datamill.store import Dataset
@@ -271,7 +272,7 @@ def test_multilingual_params_refuse_unknown_languages_unless_named() -> None:
 
 
 def test_english_sources_seed_tasks_and_dataset_records(tmp_path: Path) -> None:
-    seeds = seed_tasks()
+    seeds = seed_conversations()
     assert len(seeds) == 175 and seeds[0].id == "seed_task_0"
     assert [m.role for m in seeds[1].messages] == ["user", "assistant"]
     assert "Night : Day :: Right : Left" in (seeds[1].messages[0].content or "")
@@ -287,6 +288,6 @@ def test_english_sources_seed_tasks_and_dataset_records(tmp_path: Path) -> None:
         record(("user", "only a question")),
     ]
     Dataset.create(tmp_path / "ds").write(rows, "import")
-    found = english_records(str(tmp_path / "ds"))
+    found = english_conversations(str(tmp_path / "ds"))
     assert [e.id for e in found] == [keep.id]
     assert [m.role for m in found[0].messages] == ["user", "assistant"]

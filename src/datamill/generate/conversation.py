@@ -1,18 +1,15 @@
 """Helpers shared by the conversation families (support, workflows, safety).
 
-Their data files (scenarios, tools, attack styles), the sampling of attribute combinations
-without replacement, engines by role with a fallback, and the guard every generated
-conversation passes before it becomes a record.
+Their data files (scenarios, tools, attack styles), engines by role with a fallback, and the
+guard every generated conversation passes before it becomes a record.
 """
 
 from __future__ import annotations
 
-import itertools
-import random
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from pydantic import BaseModel
 
@@ -59,27 +56,6 @@ def select(items: Sequence[Item], ids: Sequence[str] | None, what: str) -> list[
 def engine_for(ctx: Context, role: str) -> Engine:
     """The engine of ``role`` if the recipe names one, else the generator's."""
     return ctx.engines.get(role) or ctx.engine("generator")
-
-
-def item_seed(seed: int, i: int) -> int:
-    """The seed of item ``i`` of a run: distinct per item and per run seed."""
-    return seed * 1_000_003 + i
-
-
-def sample(axes: Sequence[Sequence[Any]], n: int, seed: int = 0) -> list[tuple[Any, ...]]:
-    """``n`` combinations of one value per axis, without replacement until all are used.
-
-    Every combination comes once before any comes twice; each pass is shuffled anew.
-    """
-    combos = list(itertools.product(*axes))
-    if not combos:
-        return []
-    rng = random.Random(seed)
-    picked: list[tuple[Any, ...]] = []
-    while len(picked) < n:
-        rng.shuffle(combos)
-        picked.extend(combos[: n - len(picked)])
-    return picked
 
 
 def check_conversation(messages: Sequence[Message]) -> str | None:

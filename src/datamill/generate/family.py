@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
 from datamill.errors import DatamillError, LLMError
+from datamill.generate.schedule import Schedule
 from datamill.generate.template import PromptTemplate
 from datamill.llm.engine import Engine, Outcome, usage_of
 from datamill.records import Provenance, Record
@@ -24,11 +25,23 @@ from datamill.records import Provenance, Record
 
 @dataclass
 class Context:
-    """What a family may use: engines by role, the recipe's name and its seed."""
+    """What a family may use: engines by role, the recipe's name, its seed and its
+    temperature schedule."""
 
     engines: dict[str, Engine]
     recipe: str
     seed: int = 0
+    schedule: Schedule | None = None
+
+    def temperature(
+        self, i: int, total: int, default: float, attributes: Mapping[str, str | None]
+    ) -> float:
+        """The temperature of item ``i`` of ``total`` with these attributes: by the recipe's
+        schedule, else the family's ``default``. Attributes that are None are left out."""
+        if self.schedule is None:
+            return default
+        known = {k: v for k, v in attributes.items() if v is not None}
+        return self.schedule.at(i, total, known, default)
 
     def provenance(
         self,
@@ -39,13 +52,16 @@ class Context:
         """Provenance of a record made by ``outcomes`` (the last one made its final text)."""
         last = outcomes[-1]
         assert last.completion is not None, "provenance of a failed call"
+        params = last.request.sampling()
+        if self.schedule is not None:
+            params["temperature_schedule"] = self.schedule.schedule
         return Provenance(
             source="synthetic",
             model=last.completion.model,
             backend=last.completion.backend,
             template=template.name,
             template_version=template.version,
-            params=last.request.sampling(),
+            params=params,
             seed=last.request.seed,
             parents=list(parents),
             recipe=self.recipe,
@@ -62,6 +78,25 @@ class Context:
             ) from None
 
 
+T = TypeVar("T")
+S = TypeVar("S")
+
+
+def scheduled(
+    ctx: Context,
+    slots: Sequence[S],
+    default: float,
+    attributes: Callable[[S], Mapping[str, str | None]],
+) -> list[S]:
+    """The planned slots (dataclasses with a ``temperature`` field), each with its
+    temperature by the recipe's schedule, or ``default`` without one."""
+    total = len(slots)
+    return [
+        replace(slot, temperature=ctx.temperature(i, total, default, attributes(slot)))  # type: ignore[type-var]
+        for i, slot in enumerate(slots)
+    ]
+
+
 def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     """``items`` in slices of ``size``: a family sends a chunk's calls at once, then the next."""
     for start in range(0, len(items), size):
@@ -75,7 +110,6 @@ class Family(Protocol):
     def generate(self, ctx: Context, params: Any, n: int) -> AsyncIterator[Record | LLMError]: ...
 
 
-T = TypeVar("T")
 _FAMILIES: dict[str, Family] = {}
 
 

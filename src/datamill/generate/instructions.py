@@ -1,141 +1,25 @@
-"""What the instruction families share: seed tasks, source prompts and answering them.
-
-The 175 seed tasks of Self-Instruct (Wang et al., 2023; Apache-2.0) ship with datamill. A
-user's own seed file is JSONL in the same format (``instruction`` plus ``instances`` of
-``input``/``output``) or flat (``instruction``, ``input``, ``output``); ``id`` is optional.
-"""
+"""What the instruction families share: drawing source prompts and answering them."""
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-from datamill.errors import InputError
+from datamill.generate.sources import Source
 from datamill.generate.template import PromptTemplate
 from datamill.llm.base import ChatRequest
 from datamill.llm.engine import Outcome
-from datamill.records import Message
-from datamill.store import Dataset
 
 # The answer to an instruction is the model's reply to it alone, as a user would send it.
 RESPONSE = PromptTemplate(name="instruction-response", version="1", user="{{ prompt }}")
 
 
-class SeedTask(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    id: str = ""
-    instruction: str = Field(min_length=1)
-    input: str = ""
-    output: str = ""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _first_instance(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("instances"):
-            first = data["instances"][0]
-            rest = {k: v for k, v in data.items() if k != "instances"}
-            return {**first, **rest} if isinstance(first, dict) else rest
-        return data
-
-    @model_validator(mode="after")
-    def _stable_id(self) -> SeedTask:
-        if not self.id:
-            digest = hashlib.sha256(f"{self.instruction}\n{self.input}".encode()).hexdigest()
-            self.id = f"seed-{digest[:16]}"
-        return self
-
-    @property
-    def prompt(self) -> str:
-        return join_prompt(self.instruction, self.input)
-
-
-def join_prompt(instruction: str, input: str = "") -> str:
-    """What a user would send: the instruction, then its input if it has one."""
-    instruction, input = instruction.strip(), input.strip()
-    return f"{instruction}\n\n{input}" if input else instruction
-
-
-def load_seed_tasks(path: str | Path | None = None) -> list[SeedTask]:
-    """The shipped seed tasks, or a user's seed file; a bad line is an error naming it."""
-    if path is None:
-        name = "seed_tasks.jsonl"
-        text = (resources.files("datamill.data") / "self_instruct" / name).read_text("utf-8")
-    else:
-        name = str(path)
-        try:
-            text = Path(path).read_text("utf-8")
-        except OSError as e:
-            raise InputError(name, None, None, e.strerror or str(e)) from None
-    tasks = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            tasks.append(SeedTask.model_validate(json.loads(line)))
-        except json.JSONDecodeError as e:
-            raise InputError(name, number, None, f"not JSON: {e.msg}") from None
-        except ValidationError as e:
-            first = e.errors()[0]
-            field = ".".join(str(part) for part in first["loc"]) or None
-            raise InputError(name, number, field, first["msg"]) from None
-    if not tasks:
-        raise InputError(name, None, None, "no seed tasks")
-    return tasks
-
-
-@dataclass(frozen=True)
-class Prompt:
-    """A conversation awaiting a reply, and the id of the record or seed task it came from."""
-
-    id: str
-    messages: tuple[Message, ...]
-    domain: str | None = None
-    language: str | None = None
-
-    @property
-    def text(self) -> str:
-        """The last user turn: the instruction to evolve or answer."""
-        return next(m.content or "" for m in reversed(self.messages) if m.role == "user")
-
-
-def load_prompts(source: str | Path | None = None) -> list[Prompt]:
-    """Prompts from a dataset directory (each record's conversation before its final
-    reply; records without a user turn are skipped), or from the seed tasks by default."""
-    if source is None:
-        return [
-            Prompt(t.id, (Message(role="user", content=t.prompt),), language="en")
-            for t in load_seed_tasks()
-        ]
-    prompts = [
-        Prompt(r.id, tuple(r.prompt), r.domain, r.language)
-        for r in Dataset.open(source).records()
-        if any(m.role == "user" and m.content for m in r.prompt)
-    ]
-    if not prompts:
-        raise InputError(str(source), None, None, "no record with a user message")
-    return prompts
-
-
-def cycle(prompts: Sequence[Prompt], n: int, seed: int) -> list[Prompt]:
+def cycle(prompts: Sequence[Source], n: int, seed: int) -> list[Source]:
     """``n`` prompts in a shuffled order, each used once before any is used again."""
     shuffled = list(prompts)
     random.Random(seed).shuffle(shuffled)
     return list(itertools.islice(itertools.cycle(shuffled), n))
-
-
-def item_seed(run_seed: int, i: int) -> int:
-    """The seed of a run's ``i``-th item: distinct per item and per run seed."""
-    return run_seed * 1_000_003 + i
 
 
 def answer(prompt: str, seed: int, temperature: float, max_tokens: int) -> ChatRequest:

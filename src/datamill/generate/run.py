@@ -6,10 +6,11 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+from datamill.errors import LLMError
 from datamill.generate.family import Context
+from datamill.generate.pool_dedup import PoolDedup
 from datamill.llm.config import BackendConfig
 from datamill.recipe import Recipe
-from datamill.records import Record
 from datamill.store import Dataset, Version
 
 
@@ -36,16 +37,17 @@ async def run_generation(
     prices = recipe.price_table()
     cache = cache or default_cache(dataset)
     engines = {role: config.engine(cache, prices) for role, config in backends.items()}
-    ctx = Context(engines, recipe.name, recipe.seed)
+    ctx = Context(engines, recipe.name, recipe.seed, recipe.temperature)
     spec = recipe.model_copy(update={"backends": backends}).model_dump(mode="json")
     failures: Counter[str] = Counter()
+    dedup = PoolDedup(recipe.dedup, dataset) if recipe.dedup is not None else None
     try:
         with dataset.writer("generate", {"recipe": spec, "n": n}, parent=None) as w:
             async for out in family.generate(ctx, params, n):
-                if isinstance(out, Record):
-                    w.write(out)
-                else:
+                if isinstance(out, LLMError):
                     failures[out.cause] += 1
+                elif dedup is None or await dedup.keep(out):
+                    w.write(out)
                 if advance is not None:
                     advance()
             w.counts["failed"] = failures.total()
@@ -53,7 +55,12 @@ async def run_generation(
                 "failures": dict(failures),
                 "llm": {role: engine.stats.as_dict() for role, engine in engines.items()},
             }
+            if dedup is not None:
+                w.counts["near_duplicates"] = dedup.dropped
+                w.stats["dedup"] = dedup.stats()
     finally:
+        if dedup is not None:
+            await dedup.aclose()
         for engine in engines.values():
             await engine.aclose()
     assert w.committed is not None

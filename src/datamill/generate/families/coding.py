@@ -21,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from datamill.errors import LLMError
 from datamill.generate.code_tests import check_solution, run_tests
-from datamill.generate.family import Context, chunks, register
+from datamill.generate.family import Context, chunks, register, scheduled
+from datamill.generate.sampling import item_seed
 from datamill.generate.template import PromptTemplate
 from datamill.llm.base import ChatRequest
 from datamill.llm.engine import Outcome
@@ -60,6 +61,7 @@ class Slot:
     topic: str
     difficulty: str
     seed: int
+    temperature: float = 0.7
 
 
 def plan(topics: Sequence[str], difficulties: Sequence[str], n: int, seed: int) -> list[Slot]:
@@ -67,7 +69,7 @@ def plan(topics: Sequence[str], difficulties: Sequence[str], n: int, seed: int) 
     pairs = list(itertools.product(topics, difficulties))
     random.Random(seed).shuffle(pairs)
     cycle = itertools.cycle(pairs)
-    return [Slot(*next(cycle), seed=seed * 1_000_003 + i) for i in range(n)]
+    return [Slot(*next(cycle), seed=item_seed(seed, i)) for i in range(n)]
 
 
 class CodingParams(BaseModel):
@@ -110,6 +112,7 @@ class Coding:
 
         engine = ctx.engine()
         slots = plan(params.topics, params.difficulties, n, ctx.seed)
+        slots = scheduled(ctx, slots, params.temperature, _attributes)
         for part in chunks(slots, 4 * engine.concurrency):
             requests = [_request(slot, params) for slot in part]
             outcomes = [o async for o in engine.map(requests, schema=Exercise)]
@@ -145,10 +148,14 @@ def _request(slot: Slot, params: CodingParams) -> ChatRequest:
         messages=EXERCISE.render(
             topic=slot.topic, difficulty=slot.difficulty, min_tests=params.min_tests
         ),
-        temperature=params.temperature,
+        temperature=slot.temperature,
         max_tokens=params.max_tokens,
         seed=slot.seed,
     )
+
+
+def _attributes(slot: Slot) -> dict[str, str]:
+    return {"topic": slot.topic, "difficulty": slot.difficulty}
 
 
 def _valid(outcome: Outcome, min_tests: int) -> Exercise | LLMError:

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, Field
 
 from datamill.errors import LLMError
-from datamill.generate.family import Context, chunks, register
+from datamill.generate.family import Context, chunks, register, scheduled
 from datamill.generate.packs import DomainPack, builtin_packs, load_pack
+from datamill.generate.sampling import item_seed
 from datamill.generate.template import PromptTemplate
 from datamill.llm.base import ChatRequest
 from datamill.llm.engine import Outcome
@@ -47,6 +48,7 @@ class Slot:
     persona: str
     topic: str
     seed: int
+    temperature: float = 0.8
 
 
 def plan(packs: Sequence[DomainPack], n: int, seed: int = 0) -> list[Slot]:
@@ -61,7 +63,7 @@ def plan(packs: Sequence[DomainPack], n: int, seed: int = 0) -> list[Slot]:
     for i in range(n):
         pack, combos = pools[i % len(pools)]
         persona, topic = next(combos)
-        slots.append(Slot(pack, persona, topic, seed=seed * 1_000_003 + i))
+        slots.append(Slot(pack, persona, topic, seed=item_seed(seed, i)))
     return slots
 
 
@@ -80,7 +82,6 @@ def parse_instruction(text: str) -> str | None:
 async def generate(
     ctx: Context,
     slots: Sequence[Slot],
-    temperature: float = 0.8,
     max_tokens: int = 160,
 ) -> AsyncIterator[Record | LLMError]:
     """Yield a record per slot, in slot order, or the error that made that slot fail.
@@ -90,14 +91,14 @@ async def generate(
     """
     engine = ctx.engine()
     for part in chunks(slots, 4 * engine.concurrency):
-        asks = [_ask(slot, temperature) for slot in part]
+        asks = [_ask(slot) for slot in part]
         asked = [o async for o in engine.map(asks)]
         answers = {}
         for i, (slot, outcome) in enumerate(zip(part, asked, strict=True)):
             if outcome.completion is not None:
                 instruction = parse_instruction(outcome.completion.text)
                 if instruction is not None:
-                    answers[i] = _answer(slot, instruction, temperature, max_tokens)
+                    answers[i] = _answer(slot, instruction, max_tokens)
         answered = dict(zip(answers, [o async for o in engine.map(answers.values())], strict=True))
         for i, (slot, ask) in enumerate(zip(part, asked, strict=True)):
             if ask.error is not None:
@@ -110,23 +111,24 @@ async def generate(
                 yield _record(ctx, slot, ask, answer)
 
 
-def _variables(slot: Slot) -> dict[str, str]:
+def variables(slot: Slot) -> dict[str, str]:
+    """What the prompts say about a slot; also the attributes a schedule may key on."""
     return {"domain": slot.domain.name, "persona": slot.persona, "topic": slot.topic}
 
 
-def _ask(slot: Slot, temperature: float) -> ChatRequest:
+def _ask(slot: Slot) -> ChatRequest:
     return ChatRequest(
-        messages=INSTRUCTION.render(**_variables(slot)),
-        temperature=temperature,
+        messages=INSTRUCTION.render(**variables(slot)),
+        temperature=slot.temperature,
         max_tokens=64,
         seed=slot.seed,
     )
 
 
-def _answer(slot: Slot, instruction: str, temperature: float, max_tokens: int) -> ChatRequest:
+def _answer(slot: Slot, instruction: str, max_tokens: int) -> ChatRequest:
     return ChatRequest(
-        messages=RESPONSE.render(**_variables(slot), instruction=instruction),
-        temperature=temperature,
+        messages=RESPONSE.render(**variables(slot), instruction=instruction),
+        temperature=slot.temperature,
         max_tokens=max_tokens,
         seed=slot.seed,
     )
@@ -148,7 +150,7 @@ def _record(ctx: Context, slot: Slot, ask: Outcome, answer: Outcome) -> Record:
         domain=slot.domain.name,
         language="en",
         metadata={
-            **_variables(slot),
+            **variables(slot),
             "risk_level": slot.domain.risk_level,
             "instruction_template": f"{INSTRUCTION.name}@{INSTRUCTION.version}",
             "finish_reason": completion.finish_reason,
@@ -175,7 +177,8 @@ class DomainInstructions:
         self, ctx: Context, params: DomainInstructionsParams, n: int
     ) -> AsyncIterator[Record | LLMError]:
         slots = plan([load_pack(d) for d in params.domains], n, ctx.seed)
-        return generate(ctx, slots, params.temperature, params.max_tokens)
+        slots = scheduled(ctx, slots, params.temperature, variables)
+        return generate(ctx, slots, params.max_tokens)
 
 
 register(DomainInstructions())

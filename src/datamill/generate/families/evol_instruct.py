@@ -21,16 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from datamill.errors import LLMError
 from datamill.generate.adversarial import refuses
 from datamill.generate.family import Context, chunks, register
-from datamill.generate.instructions import (
-    RESPONSE,
-    Prompt,
-    answer,
-    cycle,
-    item_seed,
-    load_prompts,
-    reply,
-)
+from datamill.generate.instructions import RESPONSE, answer, cycle, reply
 from datamill.generate.novelty import rouge_l, tokens
+from datamill.generate.sampling import item_seed
+from datamill.generate.sources import Source, load_prompts
 from datamill.generate.template import PromptTemplate
 from datamill.llm.base import ChatRequest
 from datamill.llm.engine import Outcome
@@ -113,8 +107,9 @@ def render(operation: str, instruction: str) -> list[Message]:
 class Item:
     """One source instruction on its way through the rounds."""
 
-    source: Prompt
+    source: Source
     seed: int
+    temperature: float
     operations: list[str]
     texts: list[str]  # the source instruction, then each evolution
     outcomes: list[Outcome] = field(default_factory=list)
@@ -147,7 +142,7 @@ class EvolInstruct:
         sources = cycle(load_prompts(params.source), n, ctx.seed)
         engine = ctx.engine()
         for part in chunks(range(n), 4 * engine.concurrency):
-            items = [plan(sources[i], item_seed(ctx.seed, i), params) for i in part]
+            items = [plan(ctx, sources[i], i, n, params) for i in part]
             for r in range(params.rounds):
                 alive = [item for item in items if item.error is None]
                 requests = [_evolve(item, r, params) for item in alive]
@@ -157,7 +152,7 @@ class EvolInstruct:
             if params.respond:
                 alive = [item for item in items if item.error is None]
                 requests = [
-                    answer(item.texts[-1], item.seed, params.temperature, params.max_tokens)
+                    answer(item.texts[-1], item.seed, item.temperature, params.max_tokens)
                     for item in alive
                 ]
                 answered = [o async for o in engine.map(requests)]
@@ -171,17 +166,20 @@ class EvolInstruct:
                 yield item.error if item.error is not None else _record(ctx, item, params)
 
 
-def plan(source: Prompt, seed: int, params: EvolInstructParams) -> Item:
-    """An item with its operations for every round, drawn from its own rng."""
+def plan(ctx: Context, source: Source, i: int, n: int, params: EvolInstructParams) -> Item:
+    """Item ``i`` of ``n``, with its operations for every round drawn from its own rng."""
+    seed = item_seed(ctx.seed, i)
     rng = random.Random(seed)
     operations = [rng.choice(params.operations) for _ in range(params.rounds)]
-    return Item(source, seed, operations, [source.text])
+    attributes = {"domain": source.domain, "language": source.language}
+    temperature = ctx.temperature(i, n, params.temperature, attributes)
+    return Item(source, seed, temperature, operations, [source.text])
 
 
 def _evolve(item: Item, r: int, params: EvolInstructParams) -> ChatRequest:
     return ChatRequest(
         messages=render(item.operations[r], item.texts[-1]),
-        temperature=params.temperature,
+        temperature=item.temperature,
         max_tokens=params.evolve_max_tokens,
         seed=item.seed + r,
     )

@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from datamill.documents import Chunk, chunk, find_quote, load_documents
 from datamill.errors import LLMError
-from datamill.generate.family import Context, chunks, register
-from datamill.generate.sampling import spread
+from datamill.generate.family import Context, chunks, register, scheduled
+from datamill.generate.sampling import item_seed, spread
 from datamill.generate.template import PromptTemplate
 from datamill.llm.base import ChatRequest
 from datamill.llm.engine import Outcome
@@ -74,6 +74,7 @@ class Slot:
     style: str
     count: int
     seed: int
+    temperature: float = 0.7
 
 
 def plan(
@@ -86,7 +87,7 @@ def plan(
     kinds = spread([styles], calls, rng)
     counts = [per_chunk] * (calls - 1) + [n - per_chunk * (calls - 1)]
     return [
-        Slot(c, style, count, seed * 1_000_003 + i)
+        Slot(c, style, count, item_seed(seed, i))
         for i, (c, style, count) in enumerate(zip(picked, kinds, counts, strict=True))
     ]
 
@@ -115,7 +116,7 @@ def _request(slot: Slot, params: GroundedQAParams) -> ChatRequest:
     )
     return ChatRequest(
         messages=messages,
-        temperature=params.temperature,
+        temperature=slot.temperature,
         max_tokens=params.max_tokens,
         seed=slot.seed,
     )
@@ -213,7 +214,11 @@ class GroundedQA:
         documents = load_documents(params.documents)
         chunked = [chunk(d, params.chunk_tokens, params.overlap_tokens) for d in documents]
         slots = plan(chunked, params.question_styles, n, params.questions_per_chunk, ctx.seed)
-        return generate(ctx, slots, params)
+        return generate(ctx, scheduled(ctx, slots, params.temperature, _attributes), params)
+
+
+def _attributes(slot: Slot) -> dict[str, str]:
+    return {"style": slot.style, "document": slot.chunk.path}
 
 
 register(GroundedQA())

@@ -19,10 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from datamill.errors import LLMError
 from datamill.generate import arithmetic
-from datamill.generate.families.domain_instructions import Slot, plan
+from datamill.generate.families.domain_instructions import Slot, plan, variables
 from datamill.generate.family import Context, chunks, register
 from datamill.generate.math_problems import Kind, Problem, make_problem
 from datamill.generate.packs import builtin_packs, load_pack
+from datamill.generate.sampling import item_seed
 from datamill.generate.template import PromptTemplate
 from datamill.llm.base import ChatRequest
 from datamill.llm.engine import Outcome
@@ -128,26 +129,31 @@ class MathCot:
         engine = ctx.engine()
         items: Sequence[Problem | Slot]
         if params.mode == "programmatic":
-            kinds, base = params.kinds, ctx.seed * 1_000_003
-            items = [make_problem(kinds[i % len(kinds)], base + i) for i in range(n)]
+            kinds = params.kinds
+            items = [make_problem(kinds[i % len(kinds)], item_seed(ctx.seed, i)) for i in range(n)]
         else:
             items = plan([load_pack(d) for d in params.domains], n, ctx.seed)
+        planned = [
+            (item, ctx.temperature(i, n, params.temperature, _attributes(item)))
+            for i, item in enumerate(items)
+        ]
         schema = Solution if params.mode == "programmatic" else WrittenProblem
-        for part in chunks(items, 4 * engine.concurrency):
-            requests = [self._request(item, params) for item in part]
+        for part in chunks(planned, 4 * engine.concurrency):
+            requests = [self._request(item, t, params) for item, t in part]
             outcomes = [o async for o in engine.map(requests, schema=schema)]
-            for item, outcome in zip(part, outcomes, strict=True):
+            for (item, _), outcome in zip(part, outcomes, strict=True):
                 yield self._record(ctx, item, outcome, params)
 
-    def _request(self, item: Problem | Slot, params: MathCotParams) -> ChatRequest:
+    def _request(
+        self, item: Problem | Slot, temperature: float, params: MathCotParams
+    ) -> ChatRequest:
         if isinstance(item, Problem):
             messages = SOLVE.render(problem=item.question)
         else:
-            variables = {"domain": item.domain.name, "persona": item.persona, "topic": item.topic}
-            messages = WRITE.render(**variables, steps=params.steps)
+            messages = WRITE.render(**variables(item), steps=params.steps)
         return ChatRequest(
             messages=messages,
-            temperature=params.temperature,
+            temperature=temperature,
             max_tokens=params.max_tokens,
             seed=item.seed,
         )
@@ -194,6 +200,10 @@ class MathCot:
             provenance=ctx.provenance(template, [outcome]),
             checks={"math_verified": check},
         )
+
+
+def _attributes(item: Problem | Slot) -> dict[str, str]:
+    return {"kind": item.kind} if isinstance(item, Problem) else variables(item)
 
 
 register(MathCot())

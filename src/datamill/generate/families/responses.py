@@ -2,22 +2,28 @@
 
 For each prompt (from a dataset, or the seed tasks) the family samples ``n_candidates``
 replies that differ on purpose: candidate ``j`` takes the ``j``-th entry (cyclically) of a
-temperature schedule, of a list of system prompts and of a list of backend roles, so that
+temperature list, of a list of system prompts and of a list of backend roles, so that
 with several roles the candidates come from different models. A judge or a human then
 ranks them. Identical replies are kept once: a pair of equal answers teaches nothing.
+
+A recipe's temperature schedule replaces the temperature list: it runs over every
+candidate of the run, candidate ``j`` of item ``i`` being number ``i * n_candidates + j``,
+with the attributes ``candidate`` (``j``), ``role``, ``domain`` and ``language``.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from datamill.errors import LLMError
 from datamill.generate.family import Context, chunks, register
-from datamill.generate.instructions import Prompt, cycle, item_seed, load_prompts, reply
+from datamill.generate.instructions import cycle, reply
+from datamill.generate.sampling import item_seed
+from datamill.generate.sources import Source, load_prompts
 from datamill.generate.template import PromptTemplate
 from datamill.llm.base import ChatRequest
 from datamill.llm.engine import Engine, Outcome
@@ -62,7 +68,7 @@ def variants(
     ]
 
 
-def request(prompt: Prompt, variant: Variant, max_tokens: int) -> ChatRequest:
+def request(prompt: Source, variant: Variant, max_tokens: int) -> ChatRequest:
     messages = list(prompt.messages)
     if variant.system is not None and messages[0].role != "system":
         messages.insert(0, Message(role="system", content=variant.system))
@@ -144,16 +150,7 @@ class Responses:
         engines = {role: ctx.engine(role) for role in params.candidates}
         size = 4 * min(e.concurrency for e in engines.values())
         for part in chunks(range(len(picked)), size):
-            plans = [
-                variants(
-                    params.n_candidates,
-                    params.candidates,
-                    params.temperatures,
-                    params.system_prompts or [None],
-                    item_seed(ctx.seed, i),
-                )
-                for i in part
-            ]
+            plans = [_variants(ctx, params, picked[i], i, len(picked)) for i in part]
             calls = [
                 (k, j, request(picked[i], variant, params.max_tokens))
                 for k, (i, plan) in enumerate(zip(part, plans, strict=True))
@@ -173,6 +170,26 @@ class Responses:
                 yield got if isinstance(got, LLMError) else _record(ctx, picked[i], got, params)
 
 
+def _variants(
+    ctx: Context, params: ResponsesParams, prompt: Source, i: int, items: int
+) -> list[Variant]:
+    """Item ``i``'s candidates, their temperatures by the recipe's schedule if it has one."""
+    k = params.n_candidates
+    planned = variants(
+        k,
+        params.candidates,
+        params.temperatures,
+        params.system_prompts or [None],
+        item_seed(ctx.seed, i),
+    )
+    about = {"domain": prompt.domain, "language": prompt.language}
+    return [
+        replace(v, temperature=ctx.temperature(i * k + j, items * k, v.temperature, attributes))
+        for j, v in enumerate(planned)
+        for attributes in [{**about, "candidate": str(j), "role": v.role}]
+    ]
+
+
 async def _run(
     engine: Engine, calls: list[tuple[int, int, ChatRequest]]
 ) -> list[tuple[tuple[int, int], Outcome]]:
@@ -182,7 +199,7 @@ async def _run(
 
 
 def _record(
-    ctx: Context, prompt: Prompt, got: list[tuple[Candidate, Outcome]], params: ResponsesParams
+    ctx: Context, prompt: Source, got: list[tuple[Candidate, Outcome]], params: ResponsesParams
 ) -> Record:
     messages = list(prompt.messages)
     if params.sft_reply:

@@ -27,14 +27,9 @@ from datamill.generate.adversarial import (
     expected_behaviour,
     parse_request,
 )
-from datamill.generate.conversation import (
-    check_conversation,
-    item_seed,
-    load_data,
-    sample,
-    select,
-)
-from datamill.generate.family import Context, chunks, register
+from datamill.generate.conversation import check_conversation, load_data, select
+from datamill.generate.family import Context, chunks, register, scheduled
+from datamill.generate.sampling import item_seed, sample
 from datamill.generate.template import PromptTemplate
 from datamill.llm.base import ChatRequest
 from datamill.llm.engine import Outcome
@@ -75,6 +70,7 @@ class Slot:
     style: Style
     document: str
     seed: int
+    temperature: float = 0.8
 
 
 def plan(data: SafetyData, n: int, seed: int = 0) -> list[Slot]:
@@ -90,16 +86,13 @@ async def generate(
     ctx: Context,
     data: SafetyData,
     slots: Sequence[Slot],
-    temperature: float = 0.8,
     max_tokens: int = 200,
 ) -> AsyncIterator[Record | LLMError]:
     """Yield a record per slot, in slot order, or the error that made that slot fail."""
     engine = ctx.engine()
     for part in chunks(slots, 4 * engine.concurrency):
         asks = [
-            _request(
-                REQUEST, s, min(96, max_tokens), temperature, description=s.category.description
-            )
+            _request(REQUEST, s, min(96, max_tokens), description=s.category.description)
             for s in part
         ]
         asked = [o async for o in engine.map(asks)]
@@ -108,8 +101,7 @@ async def generate(
             if ask.completion is not None and (req := parse_request(ask.completion.text)):
                 prompts[i] = (req, *attack(slot.style, req, slot.document, slot.seed))
         targets = [
-            _target(data, part[i], req, text, temperature, max_tokens)
-            for i, (req, _, text) in prompts.items()
+            _target(data, part[i], req, text, max_tokens) for i, (req, _, text) in prompts.items()
         ]
         answered = dict(zip(prompts, [o async for o in engine.map(targets)], strict=True))
         for i, (slot, ask) in enumerate(zip(part, asked, strict=True)):
@@ -125,25 +117,24 @@ async def generate(
 
 
 def _request(
-    template: PromptTemplate, slot: Slot, max_tokens: int, temperature: float, **variables: Any
+    template: PromptTemplate, slot: Slot, max_tokens: int, **variables: Any
 ) -> ChatRequest:
     return ChatRequest(
         messages=template.render(**variables),
-        temperature=temperature,
+        temperature=slot.temperature,
         max_tokens=max_tokens,
         seed=slot.seed,
     )
 
 
 def _target(
-    data: SafetyData, slot: Slot, request: str, prompt: str, temperature: float, max_tokens: int
+    data: SafetyData, slot: Slot, request: str, prompt: str, max_tokens: int
 ) -> ChatRequest:
     category, style = slot.category, slot.style
     return _request(
         RESPONSE,
         slot,
         max_tokens,
-        temperature,
         behaviour=getattr(data.behaviours, expected_behaviour(category, style)),
         guidance=category.guidance if style.behaviour is None else "",
         resources=category.resources if style.behaviour is None else "",
@@ -217,7 +208,14 @@ class Safety:
                 "styles": select(data.styles, params.styles, "attack styles"),
             }
         )
-        return generate(ctx, data, plan(data, n, ctx.seed), params.temperature, params.max_tokens)
+        slots = scheduled(ctx, plan(data, n, ctx.seed), params.temperature, attributes)
+        return generate(ctx, data, slots, params.max_tokens)
+
+
+def attributes(slot: Slot) -> dict[str, str]:
+    """What a temperature schedule may key on."""
+    category = slot.category
+    return {"category": category.id, "style": slot.style.id, "severity": category.severity}
 
 
 register(Safety())

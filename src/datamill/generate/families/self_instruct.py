@@ -19,15 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from datamill.errors import LLMError
 from datamill.generate.family import Context, chunks, register
-from datamill.generate.instructions import (
-    RESPONSE,
-    answer,
-    item_seed,
-    join_prompt,
-    load_seed_tasks,
-    reply,
-)
+from datamill.generate.instructions import RESPONSE, answer, reply
 from datamill.generate.novelty import NoveltyIndex
+from datamill.generate.sampling import item_seed
+from datamill.generate.sources import join_prompt, load_seed_tasks
 from datamill.generate.template import PromptTemplate
 from datamill.llm.base import ChatRequest
 from datamill.llm.engine import Outcome
@@ -145,6 +140,7 @@ class SelfInstruct:
         for seed_task in seeds:
             index.add(seed_task.id, seed_task.instruction)
         engine = ctx.engine()
+        temperatures = [ctx.temperature(i, n, params.temperature, {}) for i in range(n)]
         for part in chunks(range(n), params.batch_size):
             shown = [
                 pick_examples(
@@ -156,7 +152,10 @@ class SelfInstruct:
                 )
                 for i in part
             ]
-            asks = [_ask(ctx, i, ex, params) for i, ex in zip(part, shown, strict=True)]
+            asks = [
+                _ask(item_seed(ctx.seed, i), temperatures[i], ex, params)
+                for i, ex in zip(part, shown, strict=True)
+            ]
             asked = [o async for o in engine.map(asks, schema=NewTask)]
             verdicts = [accept(o, index, f"item-{i}") for i, o in zip(part, asked, strict=True)]
             replies: dict[int, Outcome] = {}
@@ -165,7 +164,7 @@ class SelfInstruct:
                     k: answer(
                         join_prompt(task.instruction, task.input),
                         item_seed(ctx.seed, part[k]),
-                        params.temperature,
+                        temperatures[part[k]],
                         params.max_tokens,
                     )
                     for k, task in enumerate(verdicts)
@@ -189,12 +188,14 @@ class SelfInstruct:
                 yield record
 
 
-def _ask(ctx: Context, i: int, examples: list[Example], params: SelfInstructParams) -> ChatRequest:
+def _ask(
+    seed: int, temperature: float, examples: list[Example], params: SelfInstructParams
+) -> ChatRequest:
     return ChatRequest(
         messages=TASK.render(examples=examples),
-        temperature=params.temperature,
+        temperature=temperature,
         max_tokens=params.task_max_tokens,
-        seed=item_seed(ctx.seed, i),
+        seed=seed,
     )
 
 

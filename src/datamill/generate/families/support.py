@@ -19,15 +19,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from datamill.errors import LLMError
-from datamill.generate.conversation import (
-    check_conversation,
-    engine_for,
-    item_seed,
-    load_data,
-    sample,
-    select,
-)
-from datamill.generate.family import Context, chunks, register
+from datamill.generate.conversation import check_conversation, engine_for, load_data, select
+from datamill.generate.family import Context, chunks, register, scheduled
+from datamill.generate.sampling import item_seed, sample
 from datamill.generate.template import PromptTemplate
 from datamill.llm.base import ChatRequest
 from datamill.llm.engine import Outcome
@@ -104,6 +98,7 @@ class Slot:
     expertise: str
     exchanges: int
     seed: int
+    temperature: float = 0.8
 
 
 def plan(data: SupportData, n: int, seed: int, min_turns: int, max_turns: int) -> list[Slot]:
@@ -160,30 +155,44 @@ def _variables(slot: Slot) -> dict[str, str]:
     }
 
 
-def _customer_request(chat: Chat, temperature: float, max_tokens: int) -> ChatRequest:
+def attributes(slot: Slot) -> dict[str, str]:
+    """What a temperature schedule may key on."""
+    return {
+        "policy": slot.policy.id,
+        "scenario": slot.scenario.id,
+        "mood": slot.mood,
+        "patience": slot.patience,
+        "expertise": slot.expertise,
+    }
+
+
+def _customer_request(chat: Chat, max_tokens: int) -> ChatRequest:
     prompt = CUSTOMER.render(**_variables(chat.slot), opening=OPENING)
     # The simulator sees the chat from the customer's side: its own turns are its replies.
     flipped = [
         Message(role="assistant" if m.role == "user" else "user", content=m.content)
         for m in chat.turns
     ]
-    return _request(chat, [*prompt, *flipped], temperature, max_tokens)
+    return _request(chat, [*prompt, *flipped], max_tokens)
 
 
-def _agent_request(chat: Chat, temperature: float, max_tokens: int) -> ChatRequest:
+def _agent_request(chat: Chat, max_tokens: int) -> ChatRequest:
     instructed = Message(role="system", content=f"{chat.system().content}\n\n{AGENT_FORMAT}")
-    return _request(chat, [instructed, *chat.turns], temperature, max_tokens)
+    return _request(chat, [instructed, *chat.turns], max_tokens)
 
 
-def _request(
-    chat: Chat, messages: list[Message], temperature: float, max_tokens: int
-) -> ChatRequest:
-    seed = chat.slot.seed + len(chat.turns)
-    return ChatRequest(messages=messages, temperature=temperature, max_tokens=max_tokens, seed=seed)
+def _request(chat: Chat, messages: list[Message], max_tokens: int) -> ChatRequest:
+    slot = chat.slot
+    return ChatRequest(
+        messages=messages,
+        temperature=slot.temperature,
+        max_tokens=max_tokens,
+        seed=slot.seed + len(chat.turns),
+    )
 
 
 async def generate(
-    ctx: Context, slots: Sequence[Slot], temperature: float = 0.8, max_tokens: int = 200
+    ctx: Context, slots: Sequence[Slot], max_tokens: int = 200
 ) -> AsyncIterator[Record | LLMError]:
     """Yield a record (or the error that ended it) per slot, in slot order.
 
@@ -194,7 +203,7 @@ async def generate(
     for part in chunks(slots, 4 * agent.concurrency):
         chats = [Chat(slot) for slot in part]
         while active := [c for c in chats if c.open]:
-            asks = [_customer_request(c, temperature, max_tokens) for c in active]
+            asks = [_customer_request(c, max_tokens) for c in active]
             asked = [o async for o in customer.map(asks)]
             for chat, outcome in zip(active, asked, strict=True):
                 if (text := _take(chat, outcome)) is None:
@@ -204,7 +213,7 @@ async def generate(
                 else:
                     chat.turns.append(Message(role="user", content=message))
             active = [c for c in active if c.error is None]
-            answers = [_agent_request(c, temperature, max_tokens) for c in active]
+            answers = [_agent_request(c, max_tokens) for c in active]
             answered = [o async for o in agent.map(answers, schema=AgentTurn)]
             for chat, outcome in zip(active, answered, strict=True):
                 if _take(chat, outcome) is not None:
@@ -282,7 +291,8 @@ class Support:
             }
         )
         slots = plan(data, n, ctx.seed, params.min_turns, params.max_turns)
-        return generate(ctx, slots, params.temperature, params.max_tokens)
+        slots = scheduled(ctx, slots, params.temperature, attributes)
+        return generate(ctx, slots, params.max_tokens)
 
 
 register(Support())

@@ -20,14 +20,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from datamill.errors import LLMError
-from datamill.generate.conversation import (
-    check_conversation,
-    item_seed,
-    load_data,
-    sample,
-    select,
-)
-from datamill.generate.family import Context, chunks, register
+from datamill.generate.conversation import check_conversation, load_data, select
+from datamill.generate.family import Context, chunks, register, scheduled
+from datamill.generate.sampling import item_seed, sample
 from datamill.generate.template import PromptTemplate
 from datamill.generate.toolcalls import (
     Catalogue,
@@ -77,6 +72,7 @@ class Slot:
     request: str
     tools: tuple[Tool, ...]
     seed: int
+    temperature: float = 0.3
 
 
 def plan(catalogue: Catalogue, n: int, seed: int = 0, distractors: int = 2) -> list[Slot]:
@@ -157,7 +153,6 @@ async def generate(
     company: str,
     schema: type[BaseModel],
     max_steps: int = 3,
-    temperature: float = 0.3,
     max_tokens: int = 300,
 ) -> AsyncIterator[Record | LLMError]:
     """Yield a record (or the error that ended it) per slot, in slot order."""
@@ -166,12 +161,12 @@ async def generate(
         runs = [Run(slot, company) for slot in part]
         for step in range(max_steps):
             active = [r for r in runs if r.error is None and not r.done]
-            asks = [_request(PLAN, r, temperature, max_tokens, step) for r in active]
+            asks = [_request(PLAN, r, max_tokens, step) for r in active]
             planned = [o async for o in engine.map(asks, schema=schema)]
             for run, outcome in zip(active, planned, strict=True):
                 run.advance(step, outcome)
         active = [r for r in runs if r.error is None]
-        asks = [_request(ANSWER, r, temperature, max_tokens, max_steps) for r in active]
+        asks = [_request(ANSWER, r, max_tokens, max_steps) for r in active]
         answered = [o async for o in engine.map(asks)]
         for run, outcome in zip(active, answered, strict=True):
             run.answer = outcome
@@ -179,12 +174,10 @@ async def generate(
             yield run.error or _record(ctx, run)
 
 
-def _request(
-    template: PromptTemplate, run: Run, temperature: float, max_tokens: int, step: int
-) -> ChatRequest:
+def _request(template: PromptTemplate, run: Run, max_tokens: int, step: int) -> ChatRequest:
     return ChatRequest(
         messages=template.render(**run.variables()),
-        temperature=temperature,
+        temperature=run.slot.temperature,
         max_tokens=max_tokens,
         seed=run.slot.seed + step,
     )
@@ -248,8 +241,9 @@ class Workflows:
         catalogue = load_data(params.catalogue, "tools", Catalogue)
         tasks = select(catalogue.tasks, params.only, "tasks")
         slots = plan(catalogue.model_copy(update={"tasks": tasks}), n, ctx.seed, params.distractors)
-        steps, t, m = params.max_steps, params.temperature, params.max_tokens
-        return generate(ctx, slots, catalogue.company, plan_schema(catalogue.tools), steps, t, m)
+        slots = scheduled(ctx, slots, params.temperature, lambda s: {"workflow": s.task.id})
+        schema = plan_schema(catalogue.tools)
+        return generate(ctx, slots, catalogue.company, schema, params.max_steps, params.max_tokens)
 
 
 register(Workflows())
