@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from datamill import __version__
 from datamill.annotate import db
 from datamill.annotate.auth import LoginLimits
+from datamill.annotate.deps import LoginRequired
+from datamill.annotate.errors import AnnotateError, AnswerError, Conflict, Forbidden, NotFound
 
 HERE = Path(__file__).parent
 
@@ -62,7 +65,7 @@ def create_app(
     ``secure_cookies`` marks cookies Secure even on plain HTTP (set it behind a TLS proxy);
     over HTTPS they are Secure anyway.
     """
-    from datamill.annotate import api, views
+    from datamill.annotate import api, api_admin, login, views
 
     database = db.connect(db_url)
     if migrate:
@@ -78,11 +81,29 @@ def create_app(
     app.state.db = database
     app.state.secure_cookies = secure_cookies
     app.state.login_limits = login_limits or LoginLimits()
+    app.include_router(login.router)
     app.include_router(api.router)
+    app.include_router(api_admin.router)
     app.include_router(views.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_middleware(SecurityHeaders)
+    _error_pages(app)
     return app
+
+
+def _error_pages(app: FastAPI) -> None:
+    """Store errors become HTTP answers; pages without a login go to the login page."""
+    statuses = {NotFound: 404, Forbidden: 403, Conflict: 409, AnswerError: 422}
+
+    async def store_error(request: Request, exc: Exception) -> Response:
+        status = next(code for kind, code in statuses.items() if isinstance(exc, kind))
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    async def login_required(request: Request, exc: Exception) -> Response:
+        return RedirectResponse("/login", status_code=303)
+
+    app.add_exception_handler(AnnotateError, store_error)
+    app.add_exception_handler(LoginRequired, login_required)
 
 
 def app_from_env() -> FastAPI:

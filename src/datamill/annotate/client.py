@@ -11,6 +11,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Any
@@ -92,18 +93,35 @@ class Client:
 
     # --- items in, answers out ---------------------------------------------------------------
     def push(
-        self, project: str, records: Iterable[Record], *, gold: bool = False, batch: int = 500
+        self,
+        project: str,
+        records: Iterable[Record],
+        *,
+        gold: dict[str, JSON] | None = None,
+        batch: int = 500,
     ) -> int:
-        """Send records as items in batches; returns how many were new."""
+        """Send records as items in batches; returns how many were new. ``gold`` maps record
+        ids to their gold answers."""
         added = 0
         it: Iterator[Record] = iter(records)
         while chunk := list(islice(it, batch)):
-            body = {"records": [r.model_dump(mode="json") for r in chunk], "gold": gold}
+            ids = {r.id for r in chunk}
+            body = {
+                "records": [r.model_dump(mode="json") for r in chunk],
+                "gold": {k: v for k, v in (gold or {}).items() if k in ids},
+            }
             added += self._post(f"/api/projects/{project}/items", body)["added"]
         return added
 
-    def responses(self, project: str) -> list[JSON]:
-        return self._get(f"/api/projects/{project}/responses")
+    def responses(self, project: str) -> Iterator[JSON]:
+        """Every submitted response of the project (reviewers and admins)."""
+        with self.http.stream("GET", f"/api/projects/{project}/responses") as r:
+            if not r.is_success:
+                r.read()
+                _check(r)
+            for line in r.iter_lines():
+                if line:
+                    yield json.loads(line)
 
     def progress(self, project: str) -> JSON:
         return self._get(f"/api/projects/{project}/progress")
@@ -114,8 +132,9 @@ class Client:
         r = self.http.get(f"/api/projects/{project}/next")
         return None if r.status_code == 204 else _check(r)
 
-    def submit(self, assignment_id: int, answers: JSON, telemetry: JSON | None = None) -> JSON:
-        body = {"answers": answers, "telemetry": telemetry or {}}
+    def submit(self, assignment_id: int, answers: JSON, timing: JSON | None = None) -> JSON:
+        """``timing``: seconds, typing_seconds, paste_events (seconds default: the lease age)."""
+        body = {"answers": answers, "timing": timing or {}}
         return self._post(f"/api/assignments/{assignment_id}/submit", body)
 
     def skip(self, assignment_id: int) -> JSON:

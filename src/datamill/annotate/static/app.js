@@ -106,10 +106,13 @@
     const start = src.selectionStart;
     const end = src.selectionEnd;
     if (end <= start) return;
+    const label = q.querySelector(".span-labels input:checked").value;
     const li = document.createElement("li");
-    li.dataset.start = start;
-    li.dataset.end = end;
-    li.textContent = `${start}–${end}: ${src.value.slice(start, end)}`;
+    // Offsets in code points, as the server counts them (JS strings count UTF-16 units).
+    li.dataset.start = Array.from(src.value.slice(0, start)).length;
+    li.dataset.end = Array.from(src.value.slice(0, end)).length;
+    li.dataset.label = label;
+    li.textContent = `${label}: ${src.value.slice(start, end)}`;
     q.querySelector("ol.spans").appendChild(li);
   }
 
@@ -121,10 +124,12 @@
         return checkRadio(q, `input[name$=":strength"][value="${digit}"]`);
       case "ranking":
         return rankingKey(q, digit);
-      case "single_label":
+      case "label":
         if (checkRadio(q, `input[data-key="${digit}"]`)) focusQuestion(current + 1);
         return true;
-      case "multi_label": {
+      case "span":
+        return checkRadio(q, `input[data-key="${digit}"]`);
+      case "multilabel": {
         const box = q.querySelector(`input[data-key="${digit}"]`);
         if (box) box.checked = !box.checked;
         return Boolean(box);
@@ -160,16 +165,18 @@
         const order = Array.from(q.querySelectorAll("ol.ranked [data-value]")).map((li) => Number(li.dataset.value));
         return order.length ? order : null;
       }
-      case "single_label": {
+      case "label": {
         const c = checked("input");
         return c ? c.value : null;
       }
-      case "multi_label":
+      case "multilabel":
         return Array.from(q.querySelectorAll("input:checked")).map((i) => i.value);
-      case "spans":
+      case "span":
         return Array.from(q.querySelectorAll("ol.spans li")).map((li) => ({
+          message: Number(q.dataset.message),
           start: Number(li.dataset.start),
           end: Number(li.dataset.end),
+          label: li.dataset.label,
         }));
       case "conversation":
         return Array.from(q.querySelectorAll(".turns textarea"))
@@ -241,7 +248,7 @@
     else if ("abtABT".includes(k) && k.length === 1) done = choose(k.toLowerCase());
     else if (/^[1-9]$/.test(k) && q) done = digitKey(q, Number(k));
     else if (k === "Backspace" && q && q.dataset.type === "ranking") resetRanking(q);
-    else if (k === "Backspace" && q && q.dataset.type === "spans") {
+    else if (k === "Backspace" && q && q.dataset.type === "span") {
       const last = q.querySelector("ol.spans li:last-child");
       if (last) last.remove();
     } else if (k === "+" && q && q.dataset.type === "conversation") addTurn(q);
