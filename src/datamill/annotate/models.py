@@ -215,6 +215,7 @@ class Response(Base):
     typing_seconds: Mapped[float | None] = mapped_column(Float)
     paste_events: Mapped[int] = mapped_column(Integer, default=0)
     flags: Mapped[list[Any]] = mapped_column(default=list)  # e.g. ["too_fast", "pasted"]
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False)  # any flag: for review
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
 
 

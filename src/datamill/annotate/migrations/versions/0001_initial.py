@@ -188,6 +188,7 @@ def upgrade() -> None:
         sa.Column("typing_seconds", sa.Float(), nullable=True),
         sa.Column("paste_events", sa.Integer(), nullable=False),
         sa.Column("flags", JSON, nullable=False),
+        sa.Column("flagged", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["assignment_id"], ["assignments.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["item_id"], ["items.id"], ondelete="CASCADE"),

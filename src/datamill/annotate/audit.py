@@ -1,0 +1,32 @@
+"""The audit log: one row for every write, saying who did what, to what, when and from where."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from datamill.annotate.models import AuditLog, utc_now
+
+
+def audit(
+    session: Session,
+    user_id: int | None,
+    action: str,
+    target: str = "",
+    details: dict[str, Any] | None = None,
+    ip: str | None = None,
+    at: datetime | None = None,
+) -> None:
+    """Add an audit row to the caller's transaction: it commits with the write it describes."""
+    session.add(
+        AuditLog(
+            user_id=user_id,
+            action=action,
+            target=target,
+            details=details or {},
+            ip=ip,
+            at=at or utc_now(),
+        )
+    )

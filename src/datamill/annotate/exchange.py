@@ -1,0 +1,248 @@
+"""Data in and out of the annotation store: dataset versions to items, responses back to
+records as ``Annotation``s.
+
+``push_dataset`` streams a dataset version into a project in batches within the caller's
+transaction: a record already in the project is left alone (pushing twice adds nothing),
+and a record that cannot be annotated with the project's questions stops the push with its
+id, after which the caller's rollback leaves the store as it was.
+
+``pull_to_dataset`` streams a dataset version and writes a new version (stage
+``annotate``) in which every record with submitted responses carries one ``Annotation``
+per answered question. It writes nothing to the store, so it runs in a read transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from sqlalchemy import func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from datamill.annotate import questions as q
+from datamill.annotate.audit import audit
+from datamill.annotate.errors import AnnotateError
+from datamill.annotate.models import Assignment, Item, ItemExpertise, Project, Response, User
+from datamill.annotate.names import tags
+from datamill.errors import DatasetError
+from datamill.records import Annotation, Record
+from datamill.store import Dataset
+
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class PushResult:
+    added: int
+    existing: int
+    gold: int
+
+
+@dataclass(frozen=True)
+class PullResult:
+    version: int
+    records: int
+    annotated: int  # records given new annotations
+    annotations: int
+
+
+def _payload(record: Record) -> dict[str, Any]:
+    return {
+        "messages": [m.model_dump(mode="json", exclude_none=True) for m in record.messages],
+        "candidates": [
+            {"content": c.content, "source": c.source, "model": c.model} for c in record.candidates
+        ],
+        "task": record.task,
+        "domain": record.domain,
+        "language": record.language,
+        "metadata": record.metadata,
+    }
+
+
+def _expertise(record: Record) -> list[str]:
+    raw = record.metadata.get("expertise")
+    values = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []
+    return tags("expertise", [str(v) for v in values])
+
+
+def _check(record: Record, questions: list[q.Question], need: int) -> None:
+    if len(record.candidates) < need:
+        raise AnnotateError(
+            f"record {record.id}: the project's questions need {need} candidate responses, "
+            f"it has {len(record.candidates)}"
+        )
+    edits = [x for x in questions if isinstance(x, q.Edit) and x.candidate is None]
+    if edits and record.response is None:
+        raise AnnotateError(
+            f"record {record.id}: question '{edits[0].name}' edits the final assistant "
+            "message, and this record does not end with one"
+        )
+
+
+def _insert(session: Session):  # type: ignore[no-untyped-def]
+    return (postgresql if session.get_bind().dialect.name == "postgresql" else sqlite).insert
+
+
+def push_dataset(
+    session: Session,
+    dataset_dir: str | Path,
+    version: int | None,
+    project: Project,
+    gold: Mapping[str, dict[str, Any]] | None = None,
+    priority: int = 0,
+    actor: User | None = None,
+    ip: str | None = None,
+) -> PushResult:
+    """Add the records of a dataset version (the latest if None) to ``project`` as items.
+
+    ``gold`` maps record ids to their gold answers (in stored form: candidate indices of the
+    record, not screen positions); those records become gold items. A record's
+    ``metadata.priority`` (int) overrides ``priority``; ``metadata.expertise`` (a tag or a
+    list) is the expertise an annotator needs for it.
+    """
+    dataset = Dataset.open(dataset_dir)
+    questions = q.parse_questions(project.questions)
+    need = q.needs_candidates(questions)
+    names = {x.name for x in questions}
+    gold = dict(gold or {})
+    for record_id, answers in gold.items():
+        unknown = sorted(set(answers) - names)
+        if unknown:
+            raise AnnotateError(f"gold answers of {record_id}: no question {unknown[0]!r}")
+    upsert = _insert(session)
+    added = existing = n_gold = 0
+    seen_gold: set[str] = set()
+    for batch in _batches(dataset, version):
+        rows, tags_of = [], {}
+        for record in batch:
+            _check(record, questions, need)
+            prio = record.metadata.get("priority", priority)
+            is_gold = record.id in gold
+            seen_gold.update([record.id] if is_gold else [])
+            rows.append(
+                {
+                    "project_id": project.id,
+                    "record_id": record.id,
+                    "payload": _payload(record),
+                    "priority": prio if isinstance(prio, int) else priority,
+                    "is_gold": is_gold,
+                    "gold_answers": gold.get(record.id),
+                    "language": record.language or project.language,
+                }
+            )
+            tags_of[record.id] = _expertise(record)
+        stmt = upsert(Item).on_conflict_do_nothing(index_elements=["project_id", "record_id"])
+        new = session.execute(stmt.returning(Item.id, Item.record_id, Item.is_gold), rows).all()
+        expertise = [{"item_id": i, "tag": t} for i, rid, _ in new for t in tags_of[rid]]
+        if expertise:
+            session.execute(insert(ItemExpertise), expertise)
+        added += len(new)
+        existing += len(rows) - len(new)
+        n_gold += sum(1 for *_, g in new if g)
+    missing = sorted(set(gold) - seen_gold)
+    if missing:
+        raise AnnotateError(f"gold answers for records not in the dataset: {missing[0]}")
+    details = {"dataset": str(dataset_dir), "version": version, "added": added, "gold": n_gold}
+    audit(session, actor.id if actor else None, "push", f"project:{project.name}", details, ip)
+    session.flush()
+    return PushResult(added=added, existing=existing, gold=n_gold)
+
+
+def _batches(dataset: Dataset, version: int | None):  # type: ignore[no-untyped-def]
+    try:
+        yield from dataset.batches(version, batch_size=BATCH)
+    except (pa.ArrowException, OSError) as e:
+        raise DatasetError(f"{dataset.path}: unreadable: {e}") from None
+
+
+def _responses(session: Session, project: Project, record_ids: list[str]) -> dict[str, list[Any]]:
+    rows = session.execute(
+        select(Response, Item.record_id, Item.is_gold, User.username, Assignment.display_order)
+        .join(Item, Item.id == Response.item_id)
+        .join(User, User.id == Response.user_id)
+        .join(Assignment, Assignment.id == Response.assignment_id)
+        .where(Item.project_id == project.id, Item.record_id.in_(record_ids))
+        .order_by(Response.id)
+    )
+    out: dict[str, list[Any]] = {}
+    for row in rows:
+        out.setdefault(row.record_id, []).append(row)
+    return out
+
+
+def _annotations(project: Project, rows: list[Any], record: Record) -> list[Annotation]:
+    done = {a.metadata.get("response_id") for a in record.annotations if a.project == project.name}
+    out = []
+    for r, _rid, is_gold, username, order in rows:
+        if r.id in done:  # pulled before into this lineage
+            continue
+        for question, value in r.answers.items():
+            out.append(
+                Annotation(
+                    annotator=username,
+                    question=question,
+                    value=value,
+                    project=project.name,
+                    seconds=r.seconds,
+                    created_at=r.created_at,
+                    metadata={
+                        "response_id": r.id,
+                        "flags": r.flags,
+                        "display_order": order,
+                        "typing_seconds": r.typing_seconds,
+                        "paste_events": r.paste_events,
+                        "gold": is_gold,
+                    },
+                )
+            )
+    return out
+
+
+def _first_unmatched(session: Session, project: Project, matched: set[str]) -> str | None:
+    ids = session.scalars(
+        select(Item.record_id).where(Item.project_id == project.id, Item.n_submitted > 0)
+    )
+    return next((i for i in ids if i not in matched), None)
+
+
+def pull_to_dataset(
+    session: Session, project: Project, dataset_dir: str | Path, version: int | None = None
+) -> PullResult:
+    """Write a new version of the dataset whose records carry the project's submitted
+    responses. Every response must find its record in ``version`` (the latest if None);
+    otherwise nothing is written and the error names a missing record."""
+    dataset = Dataset.open(dataset_dir)
+    parent = dataset.version(version).version
+    url = session.get_bind().url.render_as_string(hide_password=True)
+    total = session.scalar(
+        select(func.count()).select_from(Response).where(Response.project_id == project.id)
+    )
+    matched_ids: set[str] = set()
+    matched = annotated = n_annotations = records = 0
+    with dataset.writer("annotate", {"project": project.name, "db": url}, parent=parent) as w:
+        for batch in _batches(dataset, parent):
+            found = _responses(session, project, [r.id for r in batch])
+            for record in batch:
+                rows = found.get(record.id, [])
+                matched += len(rows)
+                matched_ids.update([record.id] if rows else [])
+                new = _annotations(project, rows, record)
+                if new:
+                    record = record.model_copy(update={"annotations": [*record.annotations, *new]})
+                    annotated += 1
+                    n_annotations += len(new)
+                w.write(record)
+                records += 1
+        if matched < (total or 0):
+            lost = _first_unmatched(session, project, matched_ids)
+            raise DatasetError(
+                f"{dataset.path} version {parent}: {total - matched} responses of project "
+                f"{project.name!r} are for records not in this version (e.g. {lost}); "
+                "nothing written"
+            )
+    assert w.committed is not None
+    return PullResult(w.committed.version, records, annotated, n_annotations)

@@ -1,0 +1,335 @@
+"""What the web layer and the CLI call. Each function works in the caller's transaction
+(``Database.write()`` for writes, ``Database.read()`` for reads) and adds an audit row for
+every write it makes, with the acting user and the client address passed in.
+
+Users and projects (this module)
+    create_user, get_user, set_user_active, create_project, get_project, add_member,
+    remove_member, projects_for_user
+Items, as each role may see them (this module)
+    get_assignment          an assignment of this user, or NotFound
+    item_for_annotator      what an annotator is shown: no gold, no other responses
+    item_for_reviewer       everything: gold answers and every response (reviewer, admin)
+    progress, annotator_progress        the admin dashboard
+Assignment (assign.py)
+    next_item, submit, skip, Timing, expire_leases
+Data in and out (exchange.py)
+    push_dataset, pull_to_dataset
+Errors (errors.py): NotFound, Forbidden, Conflict, AnswerError -> 404, 403, 409, 422.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from datamill.annotate import names
+from datamill.annotate import questions as q
+from datamill.annotate.assign import Timing, expire_leases, next_item, skip, submit
+from datamill.annotate.audit import audit
+from datamill.annotate.errors import AnnotateError, Conflict, NotFound
+from datamill.annotate.exchange import pull_to_dataset, push_dataset
+from datamill.annotate.models import (
+    ROLES,
+    Assignment,
+    Item,
+    Project,
+    ProjectMember,
+    Response,
+    User,
+)
+
+__all__ = [
+    "Timing",
+    "add_member",
+    "annotator_progress",
+    "create_project",
+    "create_user",
+    "expire_leases",
+    "get_assignment",
+    "get_project",
+    "get_user",
+    "item_for_annotator",
+    "item_for_reviewer",
+    "next_item",
+    "progress",
+    "projects_for_user",
+    "pull_to_dataset",
+    "push_dataset",
+    "remove_member",
+    "set_user_active",
+    "skip",
+    "submit",
+]
+
+
+def create_user(
+    session: Session,
+    username: str,
+    password_hash: str,
+    role: str = "annotator",
+    expertise: Iterable[str] = (),
+    languages: Iterable[str] = (),
+    actor: User | None = None,
+    ip: str | None = None,
+) -> User:
+    """A new user; ``password_hash`` comes from ``auth.hash_password``."""
+    names.name("user name", username)
+    if role not in ROLES:
+        raise AnnotateError(f"role {role!r}: one of {', '.join(ROLES)}")
+    if session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise Conflict(f"user {username!r} already exists")
+    user = User(
+        username=username,
+        password_hash=password_hash,
+        role=role,
+        expertise=names.tags("expertise", expertise),
+        languages=names.tags("language", languages),
+    )
+    session.add(user)
+    session.flush()
+    details = {"role": role, "expertise": user.expertise, "languages": user.languages}
+    audit(session, actor.id if actor else None, "user.create", f"user:{username}", details, ip)
+    return user
+
+
+def get_user(session: Session, username: str) -> User:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFound(f"no user {username!r}")
+    return user
+
+
+def set_user_active(
+    session: Session, user: User, active: bool, actor: User | None = None, ip: str | None = None
+) -> None:
+    user.active = active
+    target = f"user:{user.username}"
+    audit(session, actor.id if actor else None, "user.active", target, {"active": active}, ip)
+
+
+def create_project(
+    session: Session,
+    name: str,
+    questions: list[dict[str, Any]],
+    guidelines: str = "",
+    overlap: int = 1,
+    required_expertise: Iterable[str] = (),
+    language: str | None = None,
+    gold_ratio: float = 0.0,
+    lease_seconds: int = 1800,
+    actor: User | None = None,
+    ip: str | None = None,
+) -> Project:
+    names.name("project name", name)
+    parsed = q.parse_questions(questions)
+    if not 1 <= overlap <= 100:
+        raise AnnotateError(f"overlap {overlap}: between 1 and 100 annotators per item")
+    if not 0 <= gold_ratio < 1:
+        raise AnnotateError(f"gold ratio {gold_ratio}: at least 0 and below 1")
+    if not 10 <= lease_seconds <= 7 * 86400:
+        raise AnnotateError(f"lease of {lease_seconds} s: between 10 s and 7 days")
+    if len(guidelines) > 200_000:
+        raise AnnotateError("guidelines: at most 200,000 characters")
+    if session.scalar(select(Project.id).where(Project.name == name)) is not None:
+        raise Conflict(f"project {name!r} already exists")
+    project = Project(
+        name=name,
+        guidelines=guidelines,
+        questions=[question.model_dump(mode="json") for question in parsed],
+        overlap=overlap,
+        required_expertise=names.tags("expertise", required_expertise),
+        language=names.tags("language", [language])[0] if language else None,
+        gold_ratio=gold_ratio,
+        lease_seconds=lease_seconds,
+    )
+    session.add(project)
+    session.flush()
+    details = {"overlap": overlap, "gold_ratio": gold_ratio, "questions": len(parsed)}
+    audit(session, actor.id if actor else None, "project.create", f"project:{name}", details, ip)
+    return project
+
+
+def get_project(session: Session, name: str, user: User | None = None) -> Project:
+    """A project by name; with ``user``, only if they are an admin or a member."""
+    project = session.scalar(select(Project).where(Project.name == name))
+    if project is None or (user is not None and not _can_see(session, project, user)):
+        raise NotFound(f"no project {name!r}")  # the same answer whether or not it exists
+    return project
+
+
+def _can_see(session: Session, project: Project, user: User) -> bool:
+    if user.role == "admin":
+        return True
+    return session.get(ProjectMember, (project.id, user.id)) is not None
+
+
+def add_member(
+    session: Session, project: Project, user: User, actor: User | None = None, ip: str | None = None
+) -> None:
+    if session.get(ProjectMember, (project.id, user.id)) is not None:
+        return
+    session.add(ProjectMember(project_id=project.id, user_id=user.id))
+    target = f"project:{project.name}"
+    audit(session, actor.id if actor else None, "member.add", target, {"user": user.username}, ip)
+    session.flush()
+
+
+def remove_member(
+    session: Session, project: Project, user: User, actor: User | None = None, ip: str | None = None
+) -> None:
+    member = session.get(ProjectMember, (project.id, user.id))
+    if member is None:
+        return
+    session.delete(member)
+    target = f"project:{project.name}"
+    audit(
+        session, actor.id if actor else None, "member.remove", target, {"user": user.username}, ip
+    )
+    session.flush()
+
+
+def projects_for_user(session: Session, user: User) -> list[Project]:
+    query = select(Project).order_by(Project.name)
+    if user.role != "admin":
+        query = query.join(ProjectMember).where(ProjectMember.user_id == user.id)
+    return list(session.scalars(query))
+
+
+def get_assignment(session: Session, assignment_id: int, user: User) -> Assignment:
+    """The user's own assignment; someone else's is NotFound, as if it did not exist."""
+    assignment = session.get(Assignment, assignment_id)
+    if assignment is None or assignment.user_id != user.id:
+        raise NotFound(f"no assignment {assignment_id}")
+    return assignment
+
+
+def item_for_annotator(session: Session, assignment: Assignment) -> dict[str, Any]:
+    """What the annotator of ``assignment`` is shown: the conversation, the candidates in
+    this assignment's screen order, the questions and guidelines. No gold answers, no
+    other responses, nothing that says whether the item is gold, and no candidate's model."""
+    item = session.get_one(Item, assignment.item_id)
+    project = session.get_one(Project, assignment.project_id)
+    candidates = item.payload.get("candidates", [])
+    return {
+        "assignment_id": assignment.id,
+        "project": project.name,
+        "guidelines": project.guidelines,
+        "questions": project.questions,
+        "state": assignment.state,
+        "expires_at": assignment.expires_at.isoformat(),
+        "messages": item.payload["messages"],
+        "candidates": [{"content": candidates[i]["content"]} for i in assignment.display_order],
+        "task": item.payload.get("task"),
+        "domain": item.payload.get("domain"),
+        "language": item.language,
+    }
+
+
+def item_for_reviewer(session: Session, item_id: int, user: User) -> dict[str, Any]:
+    """Everything about an item, for reviewers and admins of its project."""
+    item = session.get(Item, item_id)
+    if item is None or user.role not in {"reviewer", "admin"}:
+        raise NotFound(f"no item {item_id}")
+    project = session.get_one(Project, item.project_id)
+    if not _can_see(session, project, user):
+        raise NotFound(f"no item {item_id}")
+    rows = session.execute(
+        select(Response, User.username, Assignment.display_order)
+        .join(User, User.id == Response.user_id)
+        .join(Assignment, Assignment.id == Response.assignment_id)
+        .where(Response.item_id == item.id)
+        .order_by(Response.id)
+    )
+    return {
+        "item_id": item.id,
+        "project": project.name,
+        "record_id": item.record_id,
+        "payload": item.payload,
+        "priority": item.priority,
+        "is_gold": item.is_gold,
+        "gold_answers": item.gold_answers,
+        "responses": [
+            {
+                "id": r.id,
+                "annotator": username,
+                "answers": r.answers,
+                "seconds": r.seconds,
+                "typing_seconds": r.typing_seconds,
+                "paste_events": r.paste_events,
+                "flags": r.flags,
+                "display_order": order,
+                "created_at": r.created_at.isoformat(),
+            }
+            for r, username, order in rows
+        ],
+    }
+
+
+def progress(session: Session, project: Project) -> dict[str, int]:
+    """Items, gold items, items done (k submissions), responses and flagged responses."""
+    items = session.execute(
+        select(
+            func.count(),
+            func.count().filter(Item.is_gold),
+            func.count().filter(Item.n_submitted >= project.overlap, ~Item.is_gold),
+            func.coalesce(func.sum(Item.n_submitted), 0),
+        ).where(Item.project_id == project.id)
+    ).one()
+    flagged = session.scalar(
+        select(func.count()).where(Response.project_id == project.id, Response.flagged)
+    )
+    return {
+        "items": items[0],
+        "gold_items": items[1],
+        "complete": items[2],
+        "responses": items[3],
+        "flagged": flagged or 0,
+    }
+
+
+def annotator_progress(session: Session, project: Project) -> list[dict[str, Any]]:
+    """Per member: submitted, skipped, leased, time spent, flagged responses."""
+    state = Assignment.state
+    rows = session.execute(
+        select(
+            User.username,
+            func.count(Assignment.id).filter(state == "submitted"),
+            func.count(Assignment.id).filter(state == "skipped"),
+            func.count(Assignment.id).filter(state == "leased"),
+        )
+        .join(ProjectMember, ProjectMember.user_id == User.id)
+        .outerjoin(
+            Assignment,
+            (Assignment.user_id == User.id) & (Assignment.project_id == project.id),
+        )
+        .where(ProjectMember.project_id == project.id)
+        .group_by(User.username)
+        .order_by(User.username)
+    ).all()
+    times = {
+        username: (seconds or 0.0, flagged or 0)
+        for username, seconds, flagged in session.execute(
+            select(
+                User.username,
+                func.sum(Response.seconds),
+                func.count().filter(Response.flagged),
+            )
+            .join(User, User.id == Response.user_id)
+            .where(Response.project_id == project.id)
+            .group_by(User.username)
+        )
+    }
+    return [
+        {
+            "annotator": username,
+            "submitted": submitted,
+            "skipped": skipped,
+            "leased": leased,
+            "seconds": times.get(username, (0.0, 0))[0],
+            "flagged": times.get(username, (0.0, 0))[1],
+        }
+        for username, submitted, skipped, leased in rows
+    ]
