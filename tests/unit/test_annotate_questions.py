@@ -119,7 +119,8 @@ def test_write_comment_and_conversation() -> None:
     refused({"type": "conversation"}, turns[:1])  # fewer than two turns
     refused({"type": "conversation"}, [turns[1], turns[0]], "0.role")
     refused({"type": "conversation"}, [turns[0], {"role": "system", "content": "x"}], "1.role")
-    refused({"type": "conversation"}, [turns[0], {"role": "assistant", "content": " "}], "1.content")
+    blank = {"role": "assistant", "content": " "}
+    refused({"type": "conversation"}, [turns[0], blank], "1.content")
 
 
 def test_labels() -> None:
