@@ -58,10 +58,26 @@ class OnError(StrEnum):
     quarantine = "quarantine"
 
 
+class ImportFormat(StrEnum):
+    auto = "auto"
+    records = "records"
+    hf = "hf"
+    argilla = "argilla"
+    labelstudio = "labelstudio"
+    oasst = "oasst"
+    hh_rlhf = "hh-rlhf"
+
+
 @app.command("import")
 def import_(
-    files: Annotated[list[Path], typer.Argument(help="JSONL, Parquet or CSV files.")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="JSONL, Parquet, CSV or JSON files, or saved HF dataset directories."),
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Dataset directory to write to.")],
+    format: Annotated[
+        ImportFormat, typer.Option(help="Input format (auto: guessed from each file).")
+    ] = ImportFormat.auto,
     on_error: Annotated[
         OnError, typer.Option(help="raise: stop at the first bad row; quarantine: set it aside.")
     ] = OnError.raise_,
@@ -69,9 +85,13 @@ def import_(
         Path | None,
         typer.Option(help="Where quarantined rows go (default: OUT/rejects/import-TIME.jsonl)."),
     ] = None,
+    license: Annotated[
+        str | None, typer.Option(help="The source's license, kept on every record for the card.")
+    ] = None,
 ) -> None:
     """Import records from files into a new dataset version (all or nothing)."""
-    from datamill.ingest import Rejects, read_records
+    from datamill.importers import read
+    from datamill.ingest import Rejects
     from datamill.records import utc_now
     from datamill.store import Dataset
 
@@ -79,6 +99,9 @@ def import_(
     stamp = utc_now().strftime("%Y%m%dT%H%M%S")
     rejects_path = rejects or out / "rejects" / f"import-{stamp}.jsonl"
     params = {"files": [str(f) for f in files], "on_error": on_error.value}
+    params["format"] = format.value
+    if license:
+        params["license"] = license
     if on_error == OnError.quarantine:
         params["rejects"] = str(rejects_path)
     with (
@@ -88,7 +111,7 @@ def import_(
     ):
         for file in files:
             task = progress.add_task(file.name[-9:], total=None)
-            for record in read_records(file, on_error=on_error.value, rejects=bad):
+            for record in read(file, format.value, on_error.value, bad, license):
                 w.write(record)
                 progress.advance(task)
         w.counts["rejected"] = bad.count
