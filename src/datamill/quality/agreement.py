@@ -44,17 +44,19 @@ class AnswerTable:
         if rater is None:
             rater = self._rater_index[annotator] = len(self.annotators)
             self.annotators.append(annotator)
-        if self.level == "nominal":
-            code = self._codes.get(value)
-            if code is None:
-                code = self._codes[value] = len(self.categories)
-                self.categories.append(value)
-            number = float(code)
-        else:
-            number = float(value)  # type: ignore[arg-type]
         self._items.append(item)
         self._raters.append(rater)
-        self._values.append(number)
+        self._values.append(self.encode(value))
+
+    def encode(self, value: Hashable | float) -> float:
+        """A value in the table's terms: a category's code, or the number itself."""
+        if self.level != "nominal":
+            return float(value)  # type: ignore[arg-type]
+        code = self._codes.get(value)
+        if code is None:
+            code = self._codes[value] = len(self.categories)
+            self.categories.append(value)
+        return float(code)
 
     def __len__(self) -> int:
         return len(self._items)
