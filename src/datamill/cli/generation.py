@@ -35,7 +35,7 @@ KeyEnvOpt = Annotated[
 ConcurrencyOpt = Annotated[int | None, typer.Option(min=1, help="Calls in flight at once.")]
 
 
-def _backend_override(
+def backend_override(
     backend: BackendKind | None,
     base_url: str | None,
     model: str | None,
@@ -92,7 +92,7 @@ def generate(
     from datamill.store import Dataset
 
     loaded = load_recipe(recipe)
-    override = _backend_override(backend, base_url, model, api_key_env, concurrency)
+    override = backend_override(backend, base_url, model, api_key_env, concurrency)
     dataset = Dataset.create(out)
     with progress_bar() as progress:
         task = progress.add_task("generate", total=n or loaded.n)
@@ -124,7 +124,7 @@ def demo(
     """Generate, check and export a small dataset (on the embedded model unless told otherwise)."""
     from datamill.demo import run_demo
 
-    override = _backend_override(backend, base_url, model, api_key_env, concurrency)
+    override = backend_override(backend, base_url, model, api_key_env, concurrency)
     result = run_demo(out, n=n, seed=seed, backend=override, progress=progress_bar())
     console.print(f"\n[bold]datamill demo[/] done in {result.seconds:.0f}s")
     _print_run(result.generated)
