@@ -7,13 +7,13 @@ restarts it each time, and lets the last run commit. The committed dataset must 
 one of an uninterrupted reference run, and the server must not have been paid twice for
 more than the calls each kill could lose.
 
-The bound, from cache.py and engine.py: an answer reaches disk when ``RequestCache.put``
-fills a batch of CACHE_BATCH (or at close). Between a call's start and that flush, the
-call is either in flight (holding one of CONCURRENCY slots) or answered and pending in the
-batch (fewer than CACHE_BATCH, else it would have been flushed; during the flush itself,
-CACHE_BATCH pending but then at most CONCURRENCY - 1 in flight, since the call that filled
-the batch just gave its slot back and nothing else ran). So a kill loses at most
-CONCURRENCY + CACHE_BATCH - 1 paid calls, and every other call is made exactly once.
+The bound, from cache.py and engine.py: an answer reaches disk when the batch it is in is
+committed by the cache's writer thread. A batch is handed over when CACHE_BATCH answers
+are pending, after the previous batch is committed, so at any moment at most one batch is
+being written and at most CACHE_BATCH answers wait in the next. Between a call's start and
+its commit, the call is either in flight (one of CONCURRENCY slots) or one of those
+uncommitted answers. So a kill loses at most CONCURRENCY + 2 * CACHE_BATCH paid calls, and
+every other call is made exactly once.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from datamill.store import Dataset
 
 PROMPTS, CONCURRENCY, CACHE_BATCH, LATENCY = 300, 16, 8, 0.02
 KILL_AFTER = (0, 50, 150, 290)  # outcomes the run has reported when it is killed
-LOST_PER_KILL = CONCURRENCY + CACHE_BATCH - 1
+LOST_PER_KILL = CONCURRENCY + 2 * CACHE_BATCH
 DRIVER = Path(__file__).with_name("llm_resume_driver.py")
 TIMEOUT = 120.0
 
@@ -131,9 +131,9 @@ def test_killed_runs_resume_into_exactly_the_reference_dataset(server: str, tmp_
     for outcomes in KILL_AFTER:
         kill_after(start(server, tmp_path, "run"), outcomes, server, server_calls(server).total())
         assert Dataset.open(tmp_path / "run").versions == []  # a killed run commits nothing
-        # Every outcome the run reported is on disk, but for the unflushed batch: the last
-        # kill leaves the final run little more than the prompts it had not reached.
-        assert cached(cache) >= outcomes - (CACHE_BATCH - 1)
+        # Every outcome the run reported is on disk, but for the uncommitted batches: the
+        # last kill leaves the final run little more than the prompts it had not reached.
+        assert cached(cache) >= outcomes - 2 * CACHE_BATCH
     finish(start(server, tmp_path, "run"), tmp_path, "run")
     calls = server_calls(server) - before
 

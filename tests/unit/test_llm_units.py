@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import sqlite3
+import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -182,14 +184,37 @@ def test_cache_writes_in_batches_and_reads_its_own_pending_answers(tmp_path: Pat
     writer.put("b", completion("B"))
     assert writer.get("a") == completion("A")  # pending, not on disk yet
     assert reader.get("a") is None
-    writer.put("c", completion("C"))  # the batch is full: written
-    assert reader.get("a") == completion("A") and reader.get("c") == completion("C")
+    writer.put("c", completion("C"))  # the batch is full: written by the writer thread
+    deadline = time.monotonic() + 30
+    while reader.get("c") is None:
+        assert time.monotonic() < deadline, "the full batch was never written"
+        time.sleep(0.01)
+    assert reader.get("a") == completion("A") and writer.get("b") == completion("B")
     writer.put("d", completion("D"))
     writer.close()  # closing writes what is left
     reader.close()
     again = RequestCache(path)
     assert len(again) == 4 and again.get("d") == completion("D")
     assert again.get("missing") is None
+    again.close()
+
+
+def test_a_failed_cache_write_is_raised_and_its_answers_kept(tmp_path: Path) -> None:
+    path = tmp_path / "cache.sqlite"
+    cache = RequestCache(path, batch=2, max_delay=3600)
+    blocker = sqlite3.connect(path, timeout=0)
+    blocker.execute("BEGIN EXCLUSIVE")  # another process holds the database
+    cache._write_db.execute("PRAGMA busy_timeout=50")
+    cache.put("a", completion("A"))
+    cache.put("b", completion("B"))  # handed to the writer, which cannot get the lock
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        cache.flush()
+    assert cache.get("a") == completion("A")  # still served, and written once it can be
+    blocker.rollback()
+    blocker.close()
+    cache.close()
+    again = RequestCache(path)
+    assert len(again) == 2
     again.close()
 
 

@@ -3,8 +3,12 @@
 The key hashes the backend (kind, address, model), the messages, the sampling parameters
 (seed included) and the output schema, so re-running a recipe never pays twice for the
 same call. SQLite in WAL mode: concurrent readers, one writer at a time, crash-safe.
-Answers are written in small batches; a killed process loses at most the last batch,
-which the next run asks for again.
+
+Answers are written in batches by a thread of their own, so a commit never stalls the
+event loop that is waiting for other answers. Until its batch is committed an answer is
+served from memory. A killed process loses at most the answers not yet committed: the
+batch being written and the one filling up (at most ``2 * batch``), which the next run
+asks for again; a full batch waits for the one before it, so no more pile up.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -31,23 +36,32 @@ def cache_key(identity: str, request: ChatRequest) -> str:
     return hashlib.sha256(_CANONICAL.encode(payload).encode()).hexdigest()
 
 
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    return db
+
+
 class RequestCache:
     def __init__(self, path: str | Path, batch: int = 256, max_delay: float = 0.25) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.batch, self.max_delay = batch, max_delay
-        self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db = _connect(self.path)  # reads, from the caller's thread
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS completions (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
             " WITHOUT ROWID"
         )
-        self._pending: dict[str, str] = {}
+        self._write_db = _connect(self.path)  # writes, from the writer thread only
+        self._pending: dict[str, str] = {}  # filling up
+        self._writing: dict[str, str] = {}  # handed to the writer, not committed yet
+        self._writer: threading.Thread | None = None
+        self._error: BaseException | None = None
         self._last_flush = time.monotonic()
 
     def get(self, key: str) -> Completion | None:
-        value = self._pending.get(key)
+        value = self._pending.get(key) or self._writing.get(key)
         if value is None:
             row = self._db.execute("SELECT value FROM completions WHERE key = ?", (key,)).fetchone()
             if row is None:
@@ -58,16 +72,47 @@ class RequestCache:
     def put(self, key: str, completion: Completion) -> None:
         self._pending[key] = completion.model_dump_json()
         if len(self._pending) >= self.batch or time.monotonic() - self._last_flush > self.max_delay:
-            self.flush()
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Start writing what is pending, after the write before it has finished."""
+        self._wait()
+        if not self._pending:
+            return
+        self._writing, self._pending = self._pending, {}
+        self._last_flush = time.monotonic()
+        self._writer = threading.Thread(
+            target=self._write, args=(self._writing,), name="datamill-cache-writer", daemon=True
+        )
+        self._writer.start()
+
+    def _write(self, rows: dict[str, str]) -> None:
+        try:
+            with self._write_db:
+                self._write_db.execute("BEGIN IMMEDIATE")
+                self._write_db.executemany(
+                    "INSERT OR REPLACE INTO completions VALUES (?, ?)", rows.items()
+                )
+        except BaseException as e:  # raised in the caller's thread by the next _wait
+            self._error = e
+
+    def _wait(self) -> None:
+        """Wait for the write in progress; raise what it failed with, if it did."""
+        if self._writer is not None:
+            self._writer.join()
+            self._writer = None
+            if self._error is None:
+                self._writing = {}
+        if self._error is not None:
+            error, self._error = self._error, None
+            self._pending = {**self._writing, **self._pending}  # kept, to be written again
+            self._writing = {}
+            raise error
 
     def flush(self) -> None:
-        if self._pending:
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO completions VALUES (?, ?)", self._pending.items()
-                )
-            self._pending.clear()
+        """Write everything pending and wait until it is committed."""
+        self._hand_over()
+        self._wait()
         self._last_flush = time.monotonic()
 
     def __len__(self) -> int:
@@ -75,5 +120,8 @@ class RequestCache:
         return int(self._db.execute("SELECT count(*) FROM completions").fetchone()[0])
 
     def close(self) -> None:
-        self.flush()
-        self._db.close()
+        try:
+            self.flush()
+        finally:
+            self._db.close()
+            self._write_db.close()
