@@ -1,0 +1,80 @@
+"""Recipes with stages: generate → check → filter → export in one run, resumable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from datamill.errors import InputError
+from datamill.llm.config import BackendConfig
+from datamill.llm.stub_server import StubServer
+from datamill.pipeline import load_pipeline, run_pipeline
+from datamill.store import Dataset
+
+RECIPE = """\
+name: loop
+family: domain_instructions
+n: 6
+params: {domains: [legal, finance]}
+stages:
+  - check: {checks: [exact_dedup, {name: length, options: {min_words: 1}}]}
+  - filter: {rules: [exact_dedup, length]}
+  - export: {format: sft, out: exports/sft.jsonl}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "recipe.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_a_recipe_runs_every_stage_then_resumes_without_redoing_them(tmp_path: Path) -> None:
+    pipeline = load_pipeline(write(tmp_path, RECIPE))
+    out = tmp_path / "out"
+    with StubServer() as server:
+        backend = {"generator": BackendConfig(kind="openai", base_url=server.url, model="stub")}
+        first = run_pipeline(pipeline, out, overrides=backend)
+        calls = sum(server.calls.values())
+        again = run_pipeline(pipeline, out, overrides=backend)
+        assert sum(server.calls.values()) == calls  # nothing generated twice
+    assert [name for name, _ in first.steps] == ["generate", "check", "filter", "export"]
+    assert [name for name, _ in again.steps] == ["export"]  # files are always rewritten
+    assert first.paused is None and first.version == again.version
+    dataset = Dataset.open(out / "dataset")
+    assert [v.stage for v in dataset.versions] == ["generate", "check", "filter"]
+    kept = list(dataset.records(first.version))
+    assert kept and all({"exact_dedup", "length", "filter"} <= set(r.checks) for r in kept)
+    lines = (out / "exports" / "sft.jsonl").read_text().splitlines()
+    assert len(lines) == len(kept)
+    assert json.loads(lines[0])["messages"][-1]["role"] == "assistant"
+
+
+def test_a_changed_stage_reruns_from_that_stage_on(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with StubServer() as server:
+        backend = {"generator": BackendConfig(kind="openai", base_url=server.url, model="stub")}
+        run_pipeline(load_pipeline(write(tmp_path, RECIPE)), out, overrides=backend)
+        changed = RECIPE.replace("rules: [exact_dedup, length]", "rules: [length]")
+        second = run_pipeline(load_pipeline(write(tmp_path, changed)), out, overrides=backend)
+    assert [name for name, _ in second.steps] == ["filter", "export"]
+    assert Dataset.open(out / "dataset").version(second.version).params["rules"] == ["length"]
+
+
+@pytest.mark.parametrize(
+    ("stages", "message"),
+    [
+        ("  - nonsense: {}\n", "no stage 'nonsense'"),
+        ("  - check: {}\n", "stages[0]: field 'check.checks'"),
+        ("  - filter: {rules: [length], extra: 1}\n", "field 'filter.extra'"),
+        ("  - check\n", "a mapping of one name"),
+    ],
+)
+def test_bad_stages_are_refused_before_anything_runs(
+    tmp_path: Path, stages: str, message: str
+) -> None:
+    text = RECIPE.split("stages:")[0] + "stages:\n" + stages
+    with pytest.raises(InputError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_pipeline(write(tmp_path, text))
