@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import warnings
 from collections import Counter
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
@@ -210,7 +211,9 @@ def dawid_skene(table: AnswerTable, n_iter: int = 100) -> Posteriors:
     frame = pd.DataFrame(
         {"task": table.items, "worker": table.raters, "label": table.values.astype(np.int64)}
     )
-    probas = DawidSkene(n_iter=n_iter).fit(frame).probas_.sort_index()
+    with warnings.catch_warnings():  # crowd-kit uses pandas keywords pandas 3 deprecates
+        warnings.filterwarnings("ignore", module="crowdkit")
+        probas = DawidSkene(n_iter=n_iter).fit(frame).probas_.sort_index()
     matrix = probas.to_numpy()
     best = matrix.argmax(axis=1)
     return Posteriors(

@@ -33,6 +33,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError, model_validator
 
 from datamill.errors import DatamillError, InputError, validation_error
+from datamill.yamlfile import read_yaml
 
 Kind = Literal[
     "label", "pairwise", "rating", "rubric", "multilabel", "ranking", "text", "comment", "spans"
@@ -92,12 +93,7 @@ class Question(BaseModel):
 
 def load_questions(path: Path) -> dict[str, Question]:
     """Read a questions file; errors name the file and the question."""
-    import yaml
-
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as e:
-        raise InputError(str(path), None, None, f"cannot read questions: {e}") from None
+    raw = read_yaml(path)
     if isinstance(raw, dict) and isinstance(raw.get("questions"), list | dict):
         raw = raw["questions"]
     if isinstance(raw, dict):
@@ -112,6 +108,13 @@ def load_questions(path: Path) -> dict[str, Question]:
             question = Question.model_validate(entry)
         except ValidationError as e:
             raise validation_error(str(path), e, prefix=str(entry.get("name", f"[{i}]"))) from None
+        if any(isinstance(label, bool) for label in question.labels or []):
+            raise InputError(
+                str(path),
+                None,
+                f"{question.name}.labels",
+                "YAML reads yes/no/on/off as true/false; quote labels that are words",
+            )
         if question.name in out:
             raise InputError(str(path), None, question.name, "question named twice")
         out[question.name] = question
