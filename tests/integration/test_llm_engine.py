@@ -341,6 +341,79 @@ def test_the_cache_survives_a_new_process(stub: StubServer, tmp_path: Path) -> N
     assert sum(stub.calls.values()) == 20
 
 
+def test_identical_requests_in_flight_at_once_are_sent_once(
+    stub: StubServer, tmp_path: Path
+) -> None:
+    stub.latency = 0.2
+    twice, other = ask("same question", seed=4), ask("other question", seed=4)
+    engine = make_engine(stub, cache=RequestCache(tmp_path / "cache.sqlite"))
+
+    async def go() -> list[Outcome]:
+        async with engine:
+            calls = [engine.complete(twice), engine.complete(twice)]
+            return [*await asyncio.gather(*calls), *[o async for o in engine.map([twice, other])]]
+
+    first, second, third, fourth = run(go())
+    assert stub.calls == {"same question": 1, "other question": 1}
+    assert first.ok and not first.cached and first.attempts == 1
+    assert all(o.cached and o.attempts == 0 for o in (second, third))
+    assert first.completion == second.completion == third.completion
+    assert fourth.ok and not fourth.cached
+    assert engine.stats.requests == 4 and engine.stats.cached == 2
+    assert engine.stats.completion_tokens == sum(
+        o.completion.completion_tokens for o in (first, fourth) if o.completion
+    )
+
+
+def test_a_shared_call_that_fails_fails_for_every_caller_once(
+    stub: StubServer, tmp_path: Path
+) -> None:
+    stub.latency = 0.2
+    stub.fail("refused", "400")
+    engine = make_engine(stub, cache=RequestCache(tmp_path / "cache.sqlite"))
+
+    async def go() -> list[Outcome]:
+        async with engine:
+            return list(await asyncio.gather(*(engine.complete(ask("refused")) for _ in range(3))))
+
+    outcomes = run(go())
+    assert stub.calls == {"refused": 1}
+    assert [o.error.cause if o.error else None for o in outcomes] == ["http_400"] * 3
+    assert engine.stats.failures == {"http_400": 3} and engine.stats.cached == 0
+
+
+def test_a_caller_waiting_on_a_cancelled_call_makes_its_own(
+    stub: StubServer, tmp_path: Path
+) -> None:
+    stub.latency = 0.3
+    engine = make_engine(stub, cache=RequestCache(tmp_path / "cache.sqlite"))
+
+    async def go() -> Outcome:
+        async with engine:
+            first = asyncio.create_task(engine.complete(ask("abandoned")))
+            await asyncio.sleep(0.1)
+            second = asyncio.create_task(engine.complete(ask("abandoned")))
+            await asyncio.sleep(0.1)
+            first.cancel()
+            return await second
+
+    outcome = run(go())
+    assert outcome.ok and not outcome.cached and outcome.attempts == 1
+    assert stub.calls == {"abandoned": 2}
+
+
+def test_without_a_cache_identical_requests_are_each_sent(stub: StubServer) -> None:
+    stub.latency = 0.1
+
+    async def go(engine: Engine) -> list[Outcome]:
+        async with engine:
+            return list(await asyncio.gather(*(engine.complete(ask("again")) for _ in range(2))))
+
+    outcomes = run(go(make_engine(stub)))
+    assert all(o.ok and not o.cached for o in outcomes)
+    assert stub.calls == {"again": 2}
+
+
 # -- structured output -------------------------------------------------------------------
 
 
@@ -370,9 +443,46 @@ def test_invalid_json_is_asked_again_and_parsed_on_the_second_attempt(stub: Stub
     assert outcome.request.json_schema == Answer.model_json_schema()
     assert engine.stats.retries == {"invalid_output": 1}
     assert engine.stats.requests == engine.stats.succeeded == 1
-    # Both answers were paid for: the run counts the tokens of both.
+    # Both answers were paid for: the run, the outcome and the record's usage count both.
     assert engine.stats.prompt_tokens == 2 * words(request.messages[0].content or "")
     assert engine.stats.completion_tokens == words("The capital is Paris.") + words(valid)
+    assert outcome.attempts == 2 and len(outcome.rejected) == 1
+    usage = usage_of(outcome)
+    assert usage.calls == 2
+    assert usage.prompt_tokens == engine.stats.prompt_tokens
+    assert usage.completion_tokens == engine.stats.completion_tokens
+
+
+def test_every_structured_attempt_is_priced_and_a_cached_rerun_charges_nothing(
+    stub: StubServer, tmp_path: Path
+) -> None:
+    stub.reply("capital", "Paris, I think.", "still no JSON")  # then the stub's own JSON
+    prices = PriceTable(models={MODEL: Price(prompt=1.0, completion=2.0)})
+    request = ask("What is the capital of France?", seed=1)
+
+    def once() -> tuple[Outcome, Engine]:
+        engine = make_engine(stub, cache=RequestCache(tmp_path / "cache.sqlite"), prices=prices)
+
+        async def go() -> Outcome:
+            async with engine:
+                return await engine.complete_json(request, Answer)
+
+        return run(go()), engine
+
+    first, paid = once()
+    assert first.ok and first.attempts == 3 and isinstance(first.parsed, Answer)
+    assert stub.calls == {"What is the capital of France?": 3}
+    usage = usage_of(first)
+    assert usage.calls == 3
+    assert usage.cost == pytest.approx(paid.stats.cost)
+    expected = (usage.prompt_tokens * 1.0 + usage.completion_tokens * 2.0) / 1e6
+    assert paid.stats.cost == pytest.approx(expected) and paid.stats.unpriced == 0
+
+    again, free = once()  # every attempt is now in the cache
+    assert stub.calls == {"What is the capital of France?": 3}
+    assert again.parsed == first.parsed and usage_of(again) == usage
+    assert free.stats.cost == 0 and free.stats.completion_tokens == 0
+    assert free.stats.cached == 1 and free.stats.retries == {"invalid_output": 2}
 
 
 def test_always_invalid_json_is_a_failure_that_keeps_the_raw_text(stub: StubServer) -> None:
@@ -388,6 +498,7 @@ def test_always_invalid_json_is_a_failure_that_keeps_the_raw_text(stub: StubServ
     assert outcome.error.raw == "Roses are red, {not json"
     assert outcome.parsed is None
     assert stub.calls == {"Write a poem as JSON.": 3}
+    assert outcome.attempts == 3 and usage_of(outcome).calls == 3
     assert engine.stats.failures == {"invalid_output": 1}
     assert engine.stats.retries == {"invalid_output": 2}
     assert engine.stats.completion_tokens == 3 * words("Roses are red, {not json")

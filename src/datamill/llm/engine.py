@@ -40,6 +40,8 @@ class Outcome:
     cached: bool = False
     cost: float | None = None
     parsed: Any = None  # the validated object, for structured output
+    # Structured output: the calls whose answers were rejected as invalid before this one.
+    rejected: list[Outcome] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -57,9 +59,11 @@ def samples(request: ChatRequest, n: int) -> list[ChatRequest]:
 
 
 def usage_of(*outcomes: Outcome) -> Usage:
-    """The calls behind one record, added up (cached answers count what they first cost)."""
-    done = [o.completion for o in outcomes if o.completion is not None]
-    costs = [o.cost for o in outcomes if o.cost is not None]
+    """The calls behind one record, added up, rejected structured answers included (cached
+    answers count what they first cost)."""
+    calls = [c for o in outcomes for c in (*o.rejected, o)]
+    done = [c.completion for c in calls if c.completion is not None]
+    costs = [c.cost for c in calls if c.cost is not None]
     return Usage(
         calls=len(done),
         prompt_tokens=sum(c.prompt_tokens for c in done),
@@ -96,16 +100,18 @@ class RunStats:
         self.charge(outcome)
 
     def charge(self, outcome: Outcome) -> None:
-        """Count what the call behind ``outcome`` used, unless its answer came from the cache."""
-        if outcome.cached or outcome.completion is None:
-            return
-        self.prompt_tokens += outcome.completion.prompt_tokens
-        self.completion_tokens += outcome.completion.completion_tokens
-        self.llm_seconds += outcome.completion.seconds
-        if outcome.cost is None:
-            self.unpriced += 1
-        else:
-            self.cost += outcome.cost
+        """Count what the calls behind ``outcome`` used (its rejected answers too), but not
+        answers that came from the cache."""
+        for call in (*outcome.rejected, outcome):
+            if call.cached or call.completion is None:
+                continue
+            self.prompt_tokens += call.completion.prompt_tokens
+            self.completion_tokens += call.completion.completion_tokens
+            self.llm_seconds += call.completion.seconds
+            if call.cost is None:
+                self.unpriced += 1
+            else:
+                self.cost += call.cost
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -155,6 +161,7 @@ class Engine:
         self.prices = prices or PriceTable()
         self.stats = RunStats()
         self._slots = asyncio.Semaphore(concurrency)
+        self._in_flight: dict[str, asyncio.Future[Outcome | None]] = {}
 
     async def complete(self, request: ChatRequest) -> Outcome:
         """One call: from the cache if it was paid for before, else with limits and retries."""
@@ -163,9 +170,34 @@ class Engine:
         return outcome
 
     async def _complete(self, request: ChatRequest) -> Outcome:
-        key = cache_key(self.identity, request) if self.cache is not None else ""
-        if self.cache is not None and (hit := self.cache.get(key)) is not None:
-            return Outcome(request, hit, cached=True, cost=self._cost(hit))
+        """With a cache, identical requests in flight at once are sent once (single flight):
+        the later callers wait for the first's answer and get it as a cached one, or share
+        its failure."""
+        if self.cache is None:
+            return await self._call(request)
+        key = cache_key(self.identity, request)
+        while True:
+            if (hit := self.cache.get(key)) is not None:
+                return Outcome(request, hit, cached=True, cost=self._cost(hit))
+            first = self._in_flight.get(key)
+            if first is None:
+                break
+            shared = await asyncio.shield(first)
+            if shared is not None and shared.error is not None:
+                return Outcome(request, error=shared.error)
+            # Answered (now in the cache), or the first caller was cancelled: look again.
+        self._in_flight[key] = future = asyncio.get_running_loop().create_future()
+        outcome = None
+        try:
+            outcome = await self._call(request)
+            if outcome.completion is not None:
+                self.cache.put(key, outcome.completion)
+            return outcome
+        finally:
+            del self._in_flight[key]
+            future.set_result(outcome)
+
+    async def _call(self, request: ChatRequest) -> Outcome:
         outcome = Outcome(request)
         async with self._slots:
             while True:
@@ -188,8 +220,6 @@ class Engine:
                     used = completion.prompt_tokens + completion.completion_tokens
                     self.limits.settle(estimate, used)
                 break
-        if self.cache is not None:
-            self.cache.put(key, completion)
         outcome.completion, outcome.cost = completion, self._cost(completion)
         return outcome
 
@@ -202,6 +232,7 @@ class Engine:
         keeps the last raw text.
         """
         request = request.model_copy(update={"json_schema": schema.model_json_schema()})
+        rejected: list[Outcome] = []
         for attempt in range(attempts):
             if attempt:
                 seed = (request.seed or 0) + attempt * 1_000_003
@@ -215,11 +246,14 @@ class Engine:
             except (ValueError, ValidationError) as e:
                 if attempt + 1 < attempts:
                     self.stats.retries["invalid_output"] += 1
-                    self.stats.charge(outcome)  # the rejected answer was paid for too
+                    rejected.append(outcome)
                     continue
                 outcome.error = LLMError(
                     "invalid_output", str(e).splitlines()[0], raw=outcome.completion.text
                 )
+        # The outcome carries every call it took: the summary and usage_of count them all.
+        outcome.rejected = rejected
+        outcome.attempts += sum(r.attempts for r in rejected)
         self.stats.add(outcome)
         return outcome
 
