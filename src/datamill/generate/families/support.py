@@ -11,82 +11,30 @@ stays in the system message of the record.
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from datamill.errors import LLMError
 from datamill.generate.conversation import check_conversation, engine_for, load_data, select
 from datamill.generate.family import Context, chunks, register, scheduled
 from datamill.generate.sampling import item_seed, sample
-from datamill.generate.template import PromptTemplate
+from datamill.generate.support_chat import (
+    AGENT,
+    AGENT_FORMAT,
+    CUSTOMER,
+    OPENING,
+    AgentTurn,
+    Data,
+    Policy,
+    Scenario,
+    SupportData,
+    parse_customer,
+)
 from datamill.llm.base import ChatRequest
 from datamill.llm.engine import Outcome
 from datamill.records import Message, Record
-
-
-class _Data(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Policy(_Data):
-    id: str
-    company: str
-    product: str
-    text: str
-
-
-class Scenario(_Data):
-    id: str
-    description: str
-    escalation: Literal["expected", "allowed", "not_needed"] = "allowed"
-
-
-class SupportData(_Data):
-    moods: list[str] = Field(min_length=1)
-    patience: list[str] = Field(min_length=1)
-    expertise: list[str] = Field(min_length=1)
-    policies: list[Policy] = Field(min_length=1)
-    scenarios: list[Scenario] = Field(min_length=1)
-
-
-class AgentTurn(BaseModel):
-    """The agent's structured answer: its message, and whether it hands over to a human."""
-
-    reply: str = Field(min_length=1)
-    escalate: bool
-
-
-CUSTOMER = PromptTemplate(
-    name="support-customer",
-    version="1",
-    system=(
-        "You are a customer of {{ company }} ({{ product }}), chatting with its support. "
-        "You {{ scenario }}. You are {{ mood }}, with {{ patience }}, and {{ expertise }}. "
-        "Write only your own next chat message: one to three sentences, first person."
-    ),
-    user="{{ opening }}",
-)
-OPENING = "Write your first message to the support agent."
-AGENT = PromptTemplate(
-    name="support-agent",
-    version="1",
-    system=(
-        "You are a customer support agent of {{ company }} ({{ product }}). "
-        "Follow this policy exactly:\n{{ policy }}\n"
-        "Be concise and kind. When the policy says to hand over to a human, tell the "
-        "customer so."
-    ),
-    user="{{ message }}",
-)
-# Sent to the agent model only; the record keeps the plain system message above.
-AGENT_FORMAT = (
-    'Answer in JSON: {"reply": your message to the customer, "escalate": true only if you '
-    "hand the conversation to a human now}."
-)
 
 
 @dataclass(frozen=True)
@@ -108,19 +56,6 @@ def plan(data: SupportData, n: int, seed: int, min_turns: int, max_turns: int) -
         for i, combo in enumerate(sample(axes, n, seed))
         for s in [item_seed(seed, i)]
     ]
-
-
-_LABEL = re.compile(r"^\s*(customer|me|user)\s*:\s*", re.IGNORECASE)
-_OTHER_SIDE = re.compile(r"^\s*(agent|support|assistant)\s*:", re.IGNORECASE | re.MULTILINE)
-
-
-def parse_customer(text: str) -> str | None:
-    """The customer's message: without a speaker label, quotes, or a made-up agent reply."""
-    text = _OTHER_SIDE.split(text, maxsplit=1)[0]
-    text = _LABEL.sub("", text.strip()).strip()
-    if len(text) > 1 and text[0] == text[-1] == '"':
-        text = text[1:-1].strip()
-    return text or None
 
 
 @dataclass
@@ -260,7 +195,7 @@ def _record(ctx: Context, chat: Chat) -> Record | LLMError:
     )
 
 
-class SupportParams(_Data):
+class SupportParams(Data):
     scenarios: str = Field("support", description="built-in scenario file or a YAML path")
     policies: list[str] | None = Field(None, description="policy ids to use (default: all)")
     only: list[str] | None = Field(None, description="scenario ids to use (default: all)")
