@@ -70,11 +70,14 @@ class SelfConsistency(JudgeCheck):
         temperature: float = 0.8,
         max_tokens: int = 384,
         seed: int = 0,
+        max_chars: int = 6000,
     ) -> None:
         """``k``: samples per record and backend. ``similarity``: how free-text samples are
         compared (``embedding`` needs the semantic extra). ``min_agreement``: agreement
         (0-1) needed to pass."""
-        super().__init__(backend, base_url, model, cache, None, temperature, max_tokens, seed)
+        super().__init__(
+            backend, base_url, model, cache, None, temperature, max_tokens, seed, max_chars
+        )
         if k < 2 or not 0 <= min_agreement <= 1:
             raise ValueError("k must be at least 2 and min_agreement in [0, 1]")
         if mode not in ("auto", "answer", "text") or similarity not in ("words", "embedding"):

@@ -18,7 +18,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from datamill.checks.dedup import normalise
-from datamill.checks.judge_prompts import quote
 from datamill.checks.llm_judge import BackendOption, JudgeCheck, failure
 from datamill.checks.registry import register
 from datamill.llm.engine import Outcome
@@ -73,10 +72,13 @@ class Grounding(JudgeCheck):
         temperature: float = 0.0,
         max_tokens: int = 256,
         seed: int = 0,
+        max_chars: int = 6000,
     ) -> None:
         """``judge``: ask an LLM (else the word overlap alone decides). ``min_overlap``:
         the overlap that passes when there is no judge."""
-        super().__init__(backend, base_url, model, cache, prompt, temperature, max_tokens, seed)
+        super().__init__(
+            backend, base_url, model, cache, prompt, temperature, max_tokens, seed, max_chars
+        )
         if not 0 <= min_overlap <= 1:
             raise ValueError("min_overlap must be in [0, 1]")
         self.judge, self.min_overlap = judge, min_overlap
@@ -95,9 +97,9 @@ class Grounding(JudgeCheck):
             return results
         requests = [
             self.request(
-                excerpt=quote("EXCERPT", chunk),
-                question=quote("QUESTION", records[i].prompt[-1].content or ""),
-                answer=quote("ANSWER", records[i].response or ""),
+                excerpt=self.quote("EXCERPT", chunk),
+                question=self.quote("QUESTION", records[i].prompt[-1].content or ""),
+                answer=self.quote("ANSWER", records[i].response or ""),
             )
             for i, chunk in cited
         ]

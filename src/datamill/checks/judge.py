@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from datamill.checks.judge_prompts import quote, transcript
+from datamill.checks.judge_prompts import transcript
 from datamill.checks.llm_judge import BackendOption, JudgeCheck, failure
 from datamill.checks.registry import register
 from datamill.llm.engine import Outcome
@@ -44,14 +44,6 @@ class Rubric(BaseModel):
     safety: Criterion
     completeness: Criterion
     tone: Criterion
-
-
-def judge_prompt(record: Record) -> dict[str, str]:
-    """The template's variables for a record: its conversation and its response, quoted."""
-    return {
-        "conversation": quote("CONVERSATION", transcript(record.prompt)),
-        "response": quote("RESPONSE", record.response or ""),
-    }
 
 
 def _verdict(judge: str, rubric: Rubric) -> dict[str, JsonValue]:
@@ -81,20 +73,30 @@ class Judge(JudgeCheck):
         temperature: float = 0.0,
         max_tokens: int = 768,
         seed: int = 0,
+        max_chars: int = 6000,
     ) -> None:
         """``backend``: a backend mapping, or a list of them for several judges (default:
         the embedded model). ``prompt``: a YAML prompt file replacing the shipped rubric.
         ``min_score``: the overall score (1-5) to pass. ``max_spread``: the disagreement
         between judges' overall scores above which a result is marked uncertain.
-        ``cache``: a request cache file, so a repeated run pays nothing twice."""
-        super().__init__(backend, base_url, model, cache, prompt, temperature, max_tokens, seed)
+        ``cache``: a request cache file, so a repeated run pays nothing twice.
+        ``max_chars``: each text quoted in the prompt is cut to this many characters."""
+        super().__init__(
+            backend, base_url, model, cache, prompt, temperature, max_tokens, seed, max_chars
+        )
         if not 1 <= min_score <= 5 or max_spread < 0:
             raise ValueError("min_score must be in [1, 5] and max_spread at least 0")
         self.min_score, self.max_spread = min_score, max_spread
 
     async def check_batch(self, records: Sequence[Record]) -> list[CheckResult]:
         judged = [i for i, r in enumerate(records) if (r.response or "").strip()]
-        requests = [self.request(**judge_prompt(records[i])) for i in judged]
+        requests = [
+            self.request(
+                conversation=self.quote("CONVERSATION", transcript(records[i].prompt)),
+                response=self.quote("RESPONSE", records[i].response or ""),
+            )
+            for i in judged
+        ]
         by_judge = await self.ask_all(requests, Rubric)
         results = [
             CheckResult(details={"reason": "no response to judge", "prompt": self.prompt_info})

@@ -22,7 +22,8 @@ from pydantic import BaseModel, JsonValue, ValidationError
 
 from datamill.checks import judge_prompts
 from datamill.checks.base import BatchCheck
-from datamill.llm.base import ChatRequest
+from datamill.errors import LLMError
+from datamill.llm.base import Backend, ChatRequest, Completion
 from datamill.llm.config import BackendConfig
 from datamill.llm.engine import Engine, Outcome, usage_of
 from datamill.records import Record
@@ -89,19 +90,23 @@ class JudgeCheck(BatchCheck):
         temperature: float = 0.0,
         max_tokens: int = 512,
         seed: int = 0,
+        max_chars: int = 6000,
     ) -> None:
-        if not 0 <= temperature <= 2 or max_tokens < 1:
-            raise ValueError("temperature must be in [0, 2] and max_tokens positive")
+        if not 0 <= temperature <= 2 or min(max_tokens, max_chars) < 1:
+            raise ValueError("temperature must be in [0, 2], max_tokens and max_chars positive")
         self.configs = backend_configs(backend, base_url, model)
         self.template = judge_prompts.load(self.prompt_name, prompt)
         self.cache = Path(cache) if cache else None
         self.temperature, self.max_tokens, self.seed = temperature, max_tokens, seed
+        self.max_chars = max_chars
         self._engines: list[Engine] | None = None
 
     @property
     def engines(self) -> list[Engine]:
         if self._engines is None:
             self._engines = [config.engine(self.cache) for config in self.configs]
+            for engine in self._engines:
+                engine.backend = _Contained(engine.backend)
         return self._engines
 
     @property
@@ -112,6 +117,10 @@ class JudgeCheck(BatchCheck):
     @property
     def prompt_info(self) -> dict[str, JsonValue]:
         return {"name": self.template.name, "version": self.template.version}
+
+    def quote(self, label: str, text: str) -> str:
+        """Untrusted text for the prompt: between markers, at most ``max_chars`` long."""
+        return judge_prompts.quote(label, text, self.max_chars)
 
     def request(self, **variables: Any) -> ChatRequest:
         return ChatRequest(
@@ -150,6 +159,27 @@ class JudgeCheck(BatchCheck):
         for engine in self._engines or []:
             await engine.aclose()
         self._engines = None
+
+
+class _Contained:
+    """A backend whose unexpected errors (say, llama.cpp refusing a prompt longer than its
+    context) become failed calls of the record at hand instead of ending the whole run."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.inner, self.name, self.model = backend, backend.name, backend.model
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        try:
+            return await self.inner.complete(request)
+        except LLMError:
+            raise
+        except (ValueError, RuntimeError, OSError) as e:
+            raise LLMError("backend_error", f"{type(e).__name__}: {e}") from None
+
+    async def aclose(self) -> None:
+        close = getattr(self.inner, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def _with_judge_entry(record: Record, check: str, entry: dict[str, JsonValue]) -> Record:

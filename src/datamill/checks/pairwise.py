@@ -21,7 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from datamill.checks.judge_prompts import quote, transcript
+from datamill.checks.judge_prompts import transcript
 from datamill.checks.llm_judge import BackendOption, JudgeCheck, failure
 from datamill.checks.registry import register
 from datamill.llm.engine import Outcome
@@ -74,11 +74,14 @@ class Pairwise(JudgeCheck):
         temperature: float = 0.0,
         max_tokens: int = 256,
         seed: int = 0,
+        max_chars: int = 6000,
     ) -> None:
         """``backend``: a backend mapping or a list (each judge votes; default: the embedded
         model). ``max_items``: responses compared per record, every pair of them twice.
         ``prompt``: a YAML prompt file replacing the shipped one."""
-        super().__init__(backend, base_url, model, cache, prompt, temperature, max_tokens, seed)
+        super().__init__(
+            backend, base_url, model, cache, prompt, temperature, max_tokens, seed, max_chars
+        )
         if max_items < 2:
             raise ValueError("max_items must be at least 2")
         self.max_items = max_items
@@ -92,14 +95,14 @@ class Pairwise(JudgeCheck):
                 continue
             pairs = list(combinations(range(len(items)), 2))
             plans.append((i, items, pairs))
-            conversation = quote("CONVERSATION", transcript(record.prompt))
+            conversation = self.quote("CONVERSATION", transcript(record.prompt))
             for x, y in pairs:
                 for first, second in ((x, y), (y, x)):
                     requests.append(
                         self.request(
                             conversation=conversation,
-                            a=quote("RESPONSE A", items[first][1]),
-                            b=quote("RESPONSE B", items[second][1]),
+                            a=self.quote("RESPONSE A", items[first][1]),
+                            b=self.quote("RESPONSE B", items[second][1]),
                         )
                     )
         by_judge = await self.ask_all(requests, Preference)

@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, create_model
 
 from datamill.checks.base import Part, text_of
-from datamill.checks.judge_prompts import quote, transcript
+from datamill.checks.judge_prompts import transcript
 from datamill.checks.llm_judge import BackendOption, JudgeCheck, failure
 from datamill.checks.registry import register
 from datamill.checks.safety import Hits, Lexicon
@@ -63,10 +63,13 @@ class SafetyJudge(JudgeCheck):
         temperature: float = 0.0,
         max_tokens: int = 256,
         seed: int = 0,
+        max_chars: int = 6000,
     ) -> None:
         """``categories``: which to flag (default: all of the lexicon's). ``lexicon``: a
         lexicon file replacing the shipped one. ``combine``: either, both or judge."""
-        super().__init__(backend, base_url, model, cache, prompt, temperature, max_tokens, seed)
+        super().__init__(
+            backend, base_url, model, cache, prompt, temperature, max_tokens, seed, max_chars
+        )
         self.lexicon = Lexicon.load(lexicon)
         known = self.lexicon.min_hits
         self.categories = tuple(known if categories is None else categories)
@@ -84,8 +87,8 @@ class SafetyJudge(JudgeCheck):
         meanings = {c: MEANINGS.get(c, c.replace("_", " ")) for c in self.categories}
         requests = [
             self.request(
-                conversation=quote("CONVERSATION", transcript(r.prompt)),
-                response=quote("RESPONSE", text_of(r, self.on)),
+                conversation=self.quote("CONVERSATION", transcript(r.prompt)),
+                response=self.quote("RESPONSE", text_of(r, self.on)),
                 categories=meanings,
             )
             for r in records

@@ -50,13 +50,25 @@ def load(name: str, path: str | Path | None = None) -> PromptTemplate:
     return shipped(name) if path is None else _template(read_yaml(path), str(path))
 
 
-def quote(label: str, text: str) -> str:
-    """``text`` between ``<<<LABEL>>>`` and ``<<<END LABEL>>>`` markers.
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to about ``limit`` characters: its start and its end (where answers
+    and conclusions are), with a note of what was left out between them."""
+    if len(text) <= limit:
+        return text
+    head, tail = limit * 2 // 3, limit // 3
+    cut = len(text) - head - tail
+    return f"{text[:head]}\n[... {cut} characters left out ...]\n{text[len(text) - tail :]}"
+
+
+def quote(label: str, text: str, limit: int | None = None) -> str:
+    """``text`` (shortened to ``limit`` characters) between ``<<<LABEL>>>`` and
+    ``<<<END LABEL>>>`` markers.
 
     Runs of three or more ``<`` or ``>`` inside the text are spaced out first, so the text
     can neither close its block early nor open a block that looks like the prompt's own.
     """
     safe = _MARKER_LIKE.sub(lambda m: " ".join(m.group()), text)
+    safe = safe if limit is None else shorten(safe, limit)
     return f"<<<{label}>>>\n{safe}\n<<<END {label}>>>"
 
 
