@@ -28,6 +28,10 @@ UrlOpt = Annotated[
 ]
 
 
+def say(text: str) -> None:
+    console.print(text, soft_wrap=True)  # one line, whatever the width: paths stay whole
+
+
 def _store() -> Any:
     try:
         from datamill.annotate import db
@@ -43,9 +47,9 @@ def open_db(url: str) -> Any:
     applied = db.migrate(database.engine)
     shown = database.engine.url.render_as_string(hide_password=True)
     if applied:
-        console.print(f"database {escape(shown)}: applied migrations {', '.join(applied)}")
+        say(f"database {escape(shown)}: applied migrations {', '.join(applied)}")
     else:
-        console.print(f"database {escape(shown)}: schema up to date")
+        say(f"database {escape(shown)}: schema up to date")
     return database
 
 
@@ -64,9 +68,9 @@ def ensure_admin(database: Any) -> None:
     with database.write() as s:
         service.create_user(s, "admin", auth.hash_password(password), "admin")
     if os.environ.get(ADMIN_ENV):
-        console.print(f"created user admin with the password in ${ADMIN_ENV}")
+        say(f"created user admin with the password in ${ADMIN_ENV}")
     else:
-        console.print(f"created user admin, password [bold]{password}[/] (shown only this once)")
+        say(f"created user admin, password [bold]{password}[/] (shown only this once)")
 
 
 @app.command()
@@ -89,7 +93,7 @@ def serve(
     database = open_db(db)
     ensure_admin(database)
     database.dispose()
-    console.print(f"serving on http://{host}:{port}/ (Ctrl+C stops)")
+    say(f"serving on http://{host}:{port}/ (Ctrl+C stops)")
     if workers > 1:
         os.environ["DATAMILL_DB"] = db
         factory = "datamill.annotate.app:app_from_env"
