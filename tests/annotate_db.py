@@ -50,19 +50,22 @@ def open_store(
     from datamill.annotate import db
 
     if kind == "sqlite":
-        database = db.connect(tmp_path / "annotate.sqlite", **engine_kwargs)
-        try:
-            if migrate:
-                db.migrate(database.engine)
-            yield database
-        finally:
-            database.dispose()
+        with _migrated(db.connect(tmp_path / "annotate.sqlite", **engine_kwargs), migrate) as d:
+            yield d
         return
-    with postgres_schema() as (url, connect_args):
-        database = db.connect(url, connect_args=connect_args, **engine_kwargs)
-        try:
-            if migrate:
-                db.migrate(database.engine)
-            yield database
-        finally:
-            database.dispose()
+    with postgres_schema() as (url, args):
+        database = db.connect(url, connect_args=args, **engine_kwargs)
+        with _migrated(database, migrate) as d:
+            yield d
+
+
+@contextmanager
+def _migrated(database: Any, migrate: bool) -> Iterator[Any]:
+    from datamill.annotate import db
+
+    try:
+        if migrate:
+            db.migrate(database.engine)
+        yield database
+    finally:
+        database.dispose()

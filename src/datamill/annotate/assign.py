@@ -18,6 +18,7 @@ import math
 import random
 from collections import Counter
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -164,22 +165,16 @@ def next_item(
     return assignment
 
 
+def _locked(session: Session, model: type[Any], id_: int) -> Any:
+    query = select(model).where(model.id == id_).with_for_update(key_share=True)
+    return session.scalars(query.execution_options(populate_existing=True)).one()
+
+
 def _lock(session: Session, assignment: Assignment) -> tuple[Assignment, Item, Project]:
     """The assignment and its item, re-read under row locks (assignment first, then item)."""
-    fresh = session.scalars(
-        select(Assignment)
-        .where(Assignment.id == assignment.id)
-        .with_for_update(key_share=True)
-        .execution_options(populate_existing=True)
-    ).one()
-    item = session.scalars(
-        select(Item)
-        .where(Item.id == fresh.item_id)
-        .with_for_update(key_share=True)
-        .execution_options(populate_existing=True)
-    ).one()
-    project = session.get_one(Project, fresh.project_id)
-    return fresh, item, project
+    fresh = _locked(session, Assignment, assignment.id)
+    item = _locked(session, Item, fresh.item_id)
+    return fresh, item, session.get_one(Project, fresh.project_id)
 
 
 def _take_back(assignment: Assignment, item: Item, project: Project, now: datetime) -> None:

@@ -9,6 +9,7 @@ Items, as each role may see them (this module)
     get_assignment          an assignment of this user, or NotFound
     item_for_annotator      what an annotator is shown: no gold, no other responses
     item_for_reviewer       everything: gold answers and every response (reviewer, admin)
+    response_row            one response as a reviewer or an export sees it
     progress, annotator_progress        the admin dashboard
 Assignment (assign.py)
     next_item, submit, skip, Timing, expire_leases
@@ -66,6 +67,7 @@ __all__ = [
     "pull_to_dataset",
     "push_dataset",
     "remove_member",
+    "response_row",
     "set_user_active",
     "skip",
     "submit",
@@ -102,6 +104,21 @@ def item_for_annotator(session: Session, assignment: Assignment) -> dict[str, An
     }
 
 
+def response_row(response: Response, annotator: str, display_order: list[Any]) -> dict[str, Any]:
+    """A response as reviewers and exports see it."""
+    return {
+        "id": response.id,
+        "annotator": annotator,
+        "answers": response.answers,
+        "seconds": response.seconds,
+        "typing_seconds": response.typing_seconds,
+        "paste_events": response.paste_events,
+        "flags": response.flags,
+        "display_order": display_order,
+        "created_at": response.created_at.isoformat(),
+    }
+
+
 def item_for_reviewer(session: Session, item_id: int, user: User) -> dict[str, Any]:
     """Everything about an item, for reviewers and admins of its project."""
     item = session.get(Item, item_id)
@@ -125,20 +142,7 @@ def item_for_reviewer(session: Session, item_id: int, user: User) -> dict[str, A
         "priority": item.priority,
         "is_gold": item.is_gold,
         "gold_answers": item.gold_answers,
-        "responses": [
-            {
-                "id": r.id,
-                "annotator": username,
-                "answers": r.answers,
-                "seconds": r.seconds,
-                "typing_seconds": r.typing_seconds,
-                "paste_events": r.paste_events,
-                "flags": r.flags,
-                "display_order": order,
-                "created_at": r.created_at.isoformat(),
-            }
-            for r, username, order in rows
-        ],
+        "responses": [response_row(r, username, order) for r, username, order in rows],
     }
 
 
