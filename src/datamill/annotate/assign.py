@@ -177,7 +177,7 @@ def _lock(session: Session, assignment: Assignment) -> tuple[Assignment, Item, P
     return fresh, item, session.get_one(Project, fresh.project_id)
 
 
-def _take_back(assignment: Assignment, item: Item, project: Project, now: datetime) -> None:
+def _take_back(assignment: Assignment, item: Item, project: Project) -> None:
     """Make an expired lease live again if its slot is still free; else refuse."""
     if assignment.state == "leased":
         return  # live, or past its time but not swept: its slot is still counted
@@ -206,7 +206,7 @@ def submit(
     audit row, in the caller's transaction."""
     now = now or utc_now()
     assignment, item, project = _lock(session, assignment)
-    _take_back(assignment, item, project, now)
+    _take_back(assignment, item, project)
     questions = q.parse_questions(project.questions)
     view = q.View.of(item.payload, assignment.display_order)
     stored = q.validate_answers(questions, answers, view)
