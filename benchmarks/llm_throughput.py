@@ -6,20 +6,22 @@ Part A, HTTP: the loopback stub server (its own process, ``--fast`` mode) answer
 request after a fixed latency L. For each concurrency C, N = 20·C distinct prompts go
 through everything datamill does per request: the Engine with a fresh on-disk request
 cache, one Record per outcome (prompt, reply, provenance with usage) written into a new
-Dataset version. The ideal rate is C/L. First, a bare client (datamill's HTTP client with a
-semaphore and nothing else) and a bare aiohttp client show what the server and the machine
-allow. The same workload then goes through distilabel's OpenAILLM, run from its own
-virtualenv (benchmarks/.venv-distilabel, made on first use; distilabel is not a datamill
-dependency) by ``benchmarks/distilabel_openai.py``; it only calls the model (no cache, no
-records, no dataset), so the comparison leans its way.
+Dataset version. The ideal rate is C/L. Beside it, in the same run, two bare clients show
+what the server and the machine allow: datamill's HTTP client with a semaphore and nothing
+else, and aiohttp at its best (one session, a pool of C keep-alive connections, bytes
+bodies) — the figure that chose the client. The same workload then goes through
+distilabel's OpenAILLM, run from its own virtualenv (benchmarks/.venv-distilabel, made on
+first use; distilabel is not a datamill dependency) by ``benchmarks/distilabel_openai.py``;
+it only calls the model (no cache, no records, no dataset), so the comparison leans its way.
 
-Part A's figures are each the best of ``--repeat`` runs, datamill's and distilabel's
-interleaved; part B alternates datamill and llama-cpp-python call by call over ``--repeat``
-rounds. The machine is shared: the load average is printed with the results.
+Each figure is the best of ``--repeat`` runs (their range is printed too), the figures
+interleaved run by run. The machine is shared and its load moves by the second: the engine
+over the bare client, measured side by side, is the figure to read when the load is high;
+the load average is printed on every line.
 
 Part B, embedded: tokens/s through datamill's EmbeddedBackend (via the Engine) against
 llama-cpp-python's ``Llama.create_chat_completion`` called directly, same prompts, same
-parameters, same threads.
+parameters, same threads, the two alternating call by call over ``--repeat`` rounds.
 """
 
 from __future__ import annotations
@@ -77,17 +79,21 @@ def prompts(n: int, tag: str) -> list[str]:
 
 
 async def _bare_aiohttp(url: str, concurrency: int, texts: list[str]) -> float:
+    """aiohttp at its best: one session, a pool of C keep-alive connections, bytes in and out."""
     import aiohttp
 
-    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=0, keepalive_timeout=60)
+    headers = {"Content-Type": "application/json"}
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
         slots = asyncio.Semaphore(concurrency)
 
         async def one(text: str) -> None:
             body = {"model": "stub", "messages": [{"role": "user", "content": text}]}
-            async with slots, session.post(f"{url}/chat/completions", json=body) as response:
-                json.loads(await response.read())
-                assert response.status == 200
+            async with slots:
+                data = json.dumps(body).encode()
+                async with session.post(f"{url}/chat/completions", data=data) as response:
+                    json.loads(await response.read())
+                    assert response.status == 200
 
         start = time.perf_counter()
         await asyncio.gather(*(one(t) for t in texts))
@@ -239,15 +245,31 @@ class Distilabel:
 
 # -- part A ----------------------------------------------------------------------------------
 
+FIGURES = {
+    "bare": "bare client (datamill.llm.http)",
+    "aiohttp": "bare aiohttp",
+    "engine": "engine (cache, records, dataset)",
+    "distilabel": "distilabel OpenAILLM",
+}
+
 
 @dataclass
 class Row:
+    """One concurrency's figures: requests/s of each run, by figure, and the load beside them."""
+
     concurrency: int
     ideal: float
-    bare: float
-    datamill: float
-    distilabel: float | None
-    cpu: float  # datamill's CPU seconds per request, the least of its runs
+    runs: dict[str, list[float]]
+    cpu: float  # the engine's CPU seconds per request, the least of its runs
+    load: str
+
+    def best(self, figure: str) -> float | None:
+        runs = self.runs.get(figure)
+        return max(runs) / self.ideal if runs else None
+
+    def spread(self, figure: str) -> str:
+        low, high = (f(self.runs[figure]) / self.ideal for f in (min, max))
+        return f"{high:.2f} of C/L (runs {low:.2f}-{high:.2f})"
 
 
 def load() -> str:
@@ -266,7 +288,7 @@ def part_a(args: argparse.Namespace) -> list[Row]:
     print(
         f"# {kind} server on port {server.port}, {args.server_workers} worker(s), "
         f"latency L = {args.latency}s; N = {args.per_slot}·C requests; "
-        f"best of {args.repeat}; {os.cpu_count()} cores, {load()}",
+        f"best of {args.repeat}, figures interleaved; {os.cpu_count()} cores, {load()}",
         flush=True,
     )
     distilabel = None
@@ -279,62 +301,88 @@ def part_a(args: argparse.Namespace) -> list[Row]:
             except RuntimeError as e:
                 print(f"# distilabel would not start ({e}); datamill's figures only", flush=True)
         asyncio.run(_bare(server.url, 16, prompts(64, "warmup")))
-        top = max(args.concurrency)
-        n = args.per_slot * top
-        checks = {"datamill.llm.http": _bare, "aiohttp": _bare_aiohttp}
-        for name, bare in checks.items():
-            rate = max(
-                asyncio.run(bare(server.url, top, prompts(n, f"check-{name}{r}")))
-                for r in range(args.repeat)
-            )
-            print(
-                f"server check, bare {name} client at C={top}: {rate:.1f} req/s "
-                f"({rate / (top / args.latency):.2f} of C/L)",
-                flush=True,
-            )
+        with tempfile.TemporaryDirectory(prefix="datamill-bench-") as tmp:
+            asyncio.run(_datamill(server.url, 16, prompts(64, "warmup"), Path(tmp)))
         for c in args.concurrency:
             n = args.per_slot * c
-            ideal = c / args.latency
-            bare, mill, dist = [], [], []
+            runs: dict[str, list[float]] = {name: [] for name in FIGURES}
             CPU_PER_REQUEST.clear()
             for r in range(args.repeat):
-                bare.append(asyncio.run(_bare(server.url, c, prompts(n, f"bare{c}.{r}"))))
-                with tempfile.TemporaryDirectory(prefix="datamill-bench-") as tmp:
-                    texts = prompts(n, f"datamill{c}.{r}")
-                    mill.append(asyncio.run(_datamill(server.url, c, texts, Path(tmp))))
-                if distilabel is not None:
-                    try:
-                        dist.append(distilabel.run(c, n, f"distilabel{c}.{r}"))
-                    except RuntimeError as e:
-                        print(f"# distilabel failed at C={c}: {e}", flush=True)
-                        distilabel = None
-            best = max(dist) if dist else None
-            row = Row(c, ideal, max(bare), max(mill), best, min(CPU_PER_REQUEST))
+                order = list(FIGURES) if r % 2 == 0 else list(FIGURES)[::-1]
+                for name in order:
+                    texts = prompts(n, f"{name}{c}.{r}")
+                    if name == "bare":
+                        runs[name].append(asyncio.run(_bare(server.url, c, texts)))
+                    elif name == "aiohttp":
+                        runs[name].append(asyncio.run(_bare_aiohttp(server.url, c, texts)))
+                    elif name == "engine":
+                        with tempfile.TemporaryDirectory(prefix="datamill-bench-") as tmp:
+                            runs[name].append(
+                                asyncio.run(_datamill(server.url, c, texts, Path(tmp)))
+                            )
+                    elif distilabel is not None:
+                        try:
+                            runs[name].append(distilabel.run(c, n, f"distilabel{c}.{r}"))
+                        except RuntimeError as e:
+                            print(f"# distilabel failed at C={c}: {e}", flush=True)
+                            distilabel = None
+            row = Row(c, c / args.latency, runs, min(CPU_PER_REQUEST), load())
             rows.append(row)
-            print(format_row(row), flush=True)
+            for line in format_row(row):
+                print(line, flush=True)
     finally:
         if distilabel is not None:
             distilabel.close()
         server.close()
-    print(f"# {load()}", flush=True)
     return rows
 
 
-def format_row(row: Row) -> str:
-    line = (
-        f"C={row.concurrency:<3d} (C/L {row.ideal:4.0f}/s): "
-        f"datamill {row.datamill:6.1f} req/s = {row.datamill / row.ideal:.2f} of C/L | "
-    )
-    if row.distilabel is None:
-        line += "distilabel n/a"
-    else:
-        line += (
-            f"distilabel {row.distilabel:6.1f} req/s = {row.distilabel / row.ideal:.2f} of C/L | "
-            f"datamill/distilabel {row.datamill / row.distilabel:.2f}x"
-        )
-    return line + (
-        f" | bare client {row.bare / row.ideal:.2f} | datamill CPU {row.cpu * 1e6:.0f} µs/request"
-    )
+def format_row(row: Row) -> list[str]:
+    """One line per figure."""
+    head = f"C={row.concurrency:<3d} (C/L {row.ideal:4.0f}/s)"
+    lines = []
+    for name, label in FIGURES.items():
+        if not row.runs[name]:
+            lines.append(f"{head} {label:34s} n/a")
+            continue
+        line = f"{head} {label:34s} {row.spread(name)}"
+        engine, figure = row.best("engine"), row.best(name)
+        assert engine is not None and figure is not None
+        if name == "engine":
+            line += f" = {engine / (row.best('bare') or engine):.2f} of bare"
+            line += f", {row.cpu * 1e6:.0f} µs CPU/request"
+        elif name == "distilabel":
+            line += f"; engine/distilabel {engine / figure:.1f}x"
+        lines.append(f"{line} | {row.load}")
+    return lines
+
+
+def summary_a(rows: list[Row]) -> list[str]:
+    def figures(name: str) -> str:
+        values = [row.best(name) for row in rows]
+        return "/".join("n/a" if v is None else f"{v:.2f}" for v in values)
+
+    at = "/".join(str(row.concurrency) for row in rows)
+    parts = [
+        f"engine {figures('engine')} of C/L at C={at}",
+        f"bare client {figures('bare')}",
+        f"bare aiohttp {figures('aiohttp')}",
+    ]
+    ratios = [
+        f"{e / b:.2f}"
+        for row in rows
+        if (e := row.best("engine")) is not None and (b := row.best("bare")) is not None
+    ]
+    parts.append(f"engine/bare {'/'.join(ratios)}")
+    if any(row.runs["distilabel"] for row in rows):
+        times = [
+            f"{e / d:.1f}x"
+            if (e := row.best("engine")) and (d := row.best("distilabel"))
+            else "n/a"
+            for row in rows
+        ]
+        parts.append(f"distilabel {figures('distilabel')} (engine {'/'.join(times)})")
+    return parts
 
 
 # -- part B ----------------------------------------------------------------------------------
@@ -451,14 +499,9 @@ def main() -> None:
     rows = [] if args.no_http else part_a(args)
     embedded = None if args.no_embedded else part_b(args)
 
-    summary = []
-    for row in rows:
-        part = f"C={row.concurrency}: datamill {row.datamill / row.ideal:.2f} of C/L"
-        if row.distilabel:
-            part += f", {row.datamill / row.distilabel:.2f}x distilabel"
-        summary.append(part)
+    summary = summary_a(rows)
     if embedded:
-        summary.append(f"embedded {embedded[0] / embedded[1]:.2f} of llama-cpp direct")
+        summary.append(f"embedded {embedded[0] / embedded[1]:.2f} of llama-cpp-python direct")
     print("summary: " + "; ".join(summary), flush=True)
 
 
