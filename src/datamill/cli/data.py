@@ -149,6 +149,14 @@ class Pairs(StrEnum):
     extremes = "extremes"
 
 
+LEFT_OUT = {
+    "failed_checks": "failed a check",
+    "no_assistant_reply": "have no assistant reply",
+    "prompt_not_single_user_turn": "are not single-turn (the standard style needs one user turn)",
+    "awaiting_adjudication": "await adjudication",
+}
+
+
 @app.command()
 def export(
     dataset: DatasetArg,
@@ -204,8 +212,9 @@ def export(
             f"{report.records[name]} records → {escape(str(path))}"
         )
     if report.left_out:
-        console.print(
-            "left out: " + ", ".join(f"{n} {escape(k)}" for k, n in report.left_out.items())
+        why = ", ".join(
+            f"{n} {LEFT_OUT.get(k, k.replace('_', ' '))}" for k, n in report.left_out.items()
         )
+        console.print(f"left out: {escape(why)}")
     if report.card is not None:
         console.print(f"card → {escape(str(report.card))}")

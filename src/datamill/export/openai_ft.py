@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from datamill.export.rows import MESSAGES, Format, Row, Skip, Style, message
+from datamill.export.rows import MESSAGES, Format, Row, Skip, Style, messages
 from datamill.records import Record
 
 NO_ASSISTANT = Skip("no_assistant_turn")
@@ -20,7 +20,7 @@ NO_ASSISTANT = Skip("no_assistant_turn")
 def rows(record: Record, style: Style) -> list[Row] | Skip:
     if not any(m.role == "assistant" for m in record.messages):
         return NO_ASSISTANT
-    row: Row = {"messages": [message(m) for m in record.messages]}
+    row: Row = {"messages": messages(record.messages)}
     tools = record.metadata.get("tools")
     if isinstance(tools, list) and tools and all(isinstance(t, dict) for t in tools):
         row["tools"] = tools

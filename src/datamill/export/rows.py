@@ -53,10 +53,7 @@ def message(m: Message) -> Row:
 
 
 def messages(ms: Iterable[Message]) -> list[Row]:
-    """Messages with every key, null where unset: then every file of an export, JSONL or
-    Parquet, has one message type, and ``datasets`` loads a split whose messages have no
-    tool calls next to one whose messages do."""
-    return [m.model_dump(mode="json") for m in ms]
+    return [message(m) for m in ms]
 
 
 def assistant(text: str) -> list[Row]:
