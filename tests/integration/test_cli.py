@@ -202,3 +202,36 @@ def test_bad_check_arguments(tmp_path: Path, args: tuple[str, ...], expected: st
     out = datamill("check", ds, *args)
     assert out.returncode == 1
     assert expected in out.stderr
+
+
+def test_demo_generates_three_families_checks_routes_and_exports(tmp_path: Path) -> None:
+    with StubServer() as server:
+        args = ("demo", "--n", "8", "--out", tmp_path, "--base-url", server.url, "--model", "stub")
+        out = datamill(*args)
+    assert out.returncode == 0, out.stderr
+    dataset = Dataset.open(tmp_path / "dataset")
+    stages = [(v.version, v.stage, v.parent) for v in dataset.versions]
+    assert stages == [
+        (1, "generate", None),
+        (2, "generate", 1),
+        (3, "generate", 2),
+        (4, "check", 3),
+        (5, "route", 4),
+    ]
+    records = list(dataset.records(5))
+    assert [r.task for r in records] == ["instruction"] * 4 + ["math_cot"] * 2 + ["support"] * 2
+    for family in ("domain_instructions", "math_cot", "support"):
+        assert family in out.stdout
+    assert "→ version 4" in out.stdout and "→ version 5" in out.stdout
+    # Healthcare and legal records go to experts; only accepted, passing records export.
+    route = {r.domain: r.decisions["route"] for r in records}
+    assert route["healthcare"].outcome == "human"
+    assert route["healthcare"].details["expertise"] == ["clinician"]
+    rows = (tmp_path / "sft.jsonl").read_text().splitlines()
+    accepted = [
+        r
+        for r in records
+        if r.decisions["route"].outcome == "accept"
+        and all(c.passed is not False for c in r.checks.values())
+    ]
+    assert len(rows) == len(accepted) and f"exported   {len(rows)} SFT examples" in out.stdout

@@ -53,11 +53,15 @@ def backend_override(
     return BackendConfig(kind=kind.value, **{k: v for k, v in fields.items() if v is not None})
 
 
-def _print_run(version: Version) -> None:
+def _print_run(version: Version, label: str = "generated", before: int = 0) -> None:
+    """A generation run's counts and model use; ``before``: records of the version it extends."""
     failed = version.stats.get("failures") or {}
+    dropped = version.counts.get("near_duplicates")
     console.print(
-        f"  generated  {version.counts['records']} records, {version.counts.get('failed', 0)} "
-        f"failed{' (' + escape(str(failed)) + ')' if failed else ''} → version {version.version}"
+        f"  {escape(label):<10} {version.counts['records'] - before} records, "
+        f"{version.counts.get('failed', 0)} failed"
+        f"{' (' + escape(str(failed)) + ')' if failed else ''}"
+        f"{f', {dropped} near-duplicates dropped' if dropped else ''} → version {version.version}"
     )
     for role, llm in (version.stats.get("llm") or {}).items():  # type: ignore[union-attr]
         speed = llm["completion_tokens"] / llm["llm_seconds"] if llm["llm_seconds"] else 0.0
@@ -113,7 +117,9 @@ def generate(
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")] = Path("out/demo"),
-    n: Annotated[int, typer.Option("--n", min=1, help="Records to generate.")] = 30,
+    n: Annotated[
+        int, typer.Option("--n", min=1, help="Records to generate, shared by the families.")
+    ] = 20,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     backend: BackendOpt = None,
     base_url: BaseUrlOpt = None,
@@ -121,15 +127,31 @@ def demo(
     api_key_env: KeyEnvOpt = None,
     concurrency: ConcurrencyOpt = None,
 ) -> None:
-    """Generate, check and export a small dataset (on the embedded model unless told otherwise)."""
+    """Generate (domain Q&A, verified math, support chats), check, route and export a small
+    dataset (on the embedded model unless told otherwise)."""
     from datamill.demo import run_demo
 
     override = backend_override(backend, base_url, model, api_key_env, concurrency)
     result = run_demo(out, n=n, seed=seed, backend=override, progress=progress_bar())
     console.print(f"\n[bold]datamill demo[/] done in {result.seconds:.0f}s")
-    _print_run(result.generated)
-    console.print(f"  checked    exact_dedup + length → version {result.checked.version}")
-    console.print(f"  exported   {result.exported} SFT examples")
+    before = 0
+    for version in result.generated:
+        family = str(version.params["recipe"]["family"])  # type: ignore[index,call-overload]
+        _print_run(version, family, before)
+        before = version.counts["records"]
+    checked, routed = result.checked, result.routed.counts
+    failed = ", ".join(
+        f"{k.removeprefix('failed_')} {v}" for k, v in checked.counts.items() if k != "records"
+    )
+    console.print(
+        f"  checked    exact_dedup + length + safety{f' (failed: {failed})' if failed else ''}"
+        f" → version {checked.version}"
+    )
+    console.print(
+        f"  routed     accept {routed['accept']}, reject {routed['reject']}, human "
+        f"{routed['human']} (audit {routed['audit']}) → version {result.routed.version}"
+    )
+    console.print(f"  exported   {result.exported} SFT examples, accepted and passing every check")
     where = escape(str(result.dataset))
     console.print(f"  dataset    {where}   (see: datamill info {where})")
     console.print(f"  SFT JSONL  {escape(str(result.sft))}")

@@ -6,6 +6,8 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+from pydantic import JsonValue
+
 from datamill.errors import LLMError
 from datamill.generate.family import Context
 from datamill.generate.pool_dedup import PoolDedup
@@ -25,8 +27,10 @@ async def run_generation(
     cache: Path | None = None,
     overrides: dict[str, BackendConfig] | None = None,
     advance: Callable[[], None] | None = None,
+    append: bool = False,
 ) -> Version:
-    """Generate ``n`` (default: the recipe's) items into a new root version of ``dataset``.
+    """Generate ``n`` (default: the recipe's) items into a new root version of ``dataset``,
+    or, with ``append``, into a version that extends the latest one with them.
 
     Every call goes through the request cache, so a killed run started again pays only for
     what it had not received, and produces the same records in the same order.
@@ -42,7 +46,9 @@ async def run_generation(
     failures: Counter[str] = Counter()
     dedup = PoolDedup(recipe.dedup, dataset) if recipe.dedup is not None else None
     try:
-        with dataset.writer("generate", {"recipe": spec, "n": n}, parent=None) as w:
+        parent = dataset.version().version if append else None
+        run: dict[str, JsonValue] = {"recipe": spec, "n": n}
+        with dataset.writer("generate", run, parent=parent, extend=append) as w:
             async for out in family.generate(ctx, params, n):
                 if isinstance(out, LLMError):
                     failures[out.cause] += 1
