@@ -255,3 +255,12 @@ def test_an_error_midway_leaves_the_previous_file_untouched(tmp_path: Path) -> N
             export_records(broken(), make_format("sft"), {"t": out}, file_format)  # type: ignore[arg-type]
         assert out.read_text() == "previous\n"
         assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]
+
+
+def test_the_resolve_stage_layout_of_a_ranking() -> None:
+    question = {"kind": "ranking", "method": "bradley_terry", "value": [2, 0, 1], "agreement": 0.9}
+    details = {"questions": {"rank": question}, "annotators": 3, "agreement": 0.9}
+    resolved = Decision(outcome="resolved", by="bradley_terry", details=details)
+    got = rows("preference", ranked().model_copy(update={"decisions": {"resolve": resolved}}))
+    assert [r["chosen"][0]["content"] for r in got] == ["answer 2", "answer 2", "answer 0"]
+    assert {r["preference_source"] for r in got} == {"consensus"}

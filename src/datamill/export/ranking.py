@@ -109,6 +109,8 @@ def _votes(value: Any, n: int) -> list[tuple[int, int]]:
             if isinstance(value.get(key), list):
                 return _votes(value[key], n)
         for key in _CHOICE_KEYS:
+            if isinstance(value.get(key), list):  # e.g. a resolved ranking's value
+                return _votes(value[key], n)
             if key in value:
                 over = _index(value.get("over", value.get("loser")), n)
                 return _choice(_index(value[key], n), over, n)
