@@ -134,6 +134,21 @@ def test_a_bad_record_leaves_the_store_unchanged(store: Any, tmp_path: Path) -> 
     assert counts(store) == before
 
 
+@pytest.mark.parametrize(
+    ("metadata", "error"),
+    [({"priority": 2**40}, "metadata.priority"), ({"expertise": "<b>x</b>"}, "metadata.expertise")],
+)
+def test_hostile_metadata_names_the_record(
+    store: Any, tmp_path: Path, metadata: dict[str, Any], error: str
+) -> None:
+    rows = records(3)
+    rows[2] = rows[2].model_copy(update={"metadata": metadata})
+    before = counts(store)
+    with pytest.raises(s.AnnotateError, match=rf"record {rows[2].id}: {error}"):
+        push(store, dataset(tmp_path, rows).path)
+    assert counts(store) == before
+
+
 def test_a_record_without_a_response_to_edit(store: Any, tmp_path: Path) -> None:
     bad = records(1)[0].model_copy(update={"messages": records(1)[0].messages[:1]})
     ds = dataset(tmp_path, [bad])

@@ -33,6 +33,7 @@ from datamill.records import Annotation, Record
 from datamill.store import Dataset
 
 BATCH = 500
+MAX_PRIORITY = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,10 @@ def _payload(record: Record) -> dict[str, Any]:
 def _expertise(record: Record) -> list[str]:
     raw = record.metadata.get("expertise")
     values = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []
-    return tags("expertise", [str(v) for v in values])
+    try:
+        return tags("expertise", [str(v) for v in values])
+    except AnnotateError as e:
+        raise AnnotateError(f"record {record.id}: metadata.{e}") from None
 
 
 def _check(record: Record, questions: list[q.Question], need: int) -> None:
@@ -121,6 +125,11 @@ def push_dataset(
         for record in batch:
             _check(record, questions, need)
             prio = record.metadata.get("priority", priority)
+            if isinstance(prio, bool) or not isinstance(prio, int) or abs(prio) > MAX_PRIORITY:
+                raise AnnotateError(
+                    f"record {record.id}: metadata.priority must be an integer within "
+                    f"±{MAX_PRIORITY}, not {str(prio)[:40]!r}"
+                )
             is_gold = record.id in gold
             seen_gold.update([record.id] if is_gold else [])
             rows.append(
@@ -128,7 +137,7 @@ def push_dataset(
                     "project_id": project.id,
                     "record_id": record.id,
                     "payload": _payload(record),
-                    "priority": prio if isinstance(prio, int) else priority,
+                    "priority": prio,
                     "is_gold": is_gold,
                     "gold_answers": gold.get(record.id),
                     "language": record.language or project.language,
