@@ -21,11 +21,16 @@ params: {domains: [legal, finance]}
 stages:
   - check: {checks: [exact_dedup, {name: length, options: {min_words: 1}}]}
   - filter: {rules: [exact_dedup, length]}
+  - route: {policy: policy.yaml}
   - export: {format: sft, out: exports/sft.jsonl}
 """
+POLICY = (
+    "name: p\nrules:\n  - {name: short, check: length, field: score, below: 1000, route: human}\n"
+)
 
 
 def write(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "policy.yaml").write_text(POLICY)
     path = tmp_path / "recipe.yaml"
     path.write_text(text)
     return path
@@ -40,13 +45,14 @@ def test_a_recipe_runs_every_stage_then_resumes_without_redoing_them(tmp_path: P
         calls = sum(server.calls.values())
         again = run_pipeline(pipeline, out, overrides=backend)
         assert sum(server.calls.values()) == calls  # nothing generated twice
-    assert [name for name, _ in first.steps] == ["generate", "check", "filter", "export"]
+    assert [name for name, _ in first.steps] == ["generate", "check", "filter", "route", "export"]
     assert [name for name, _ in again.steps] == ["export"]  # files are always rewritten
     assert first.paused is None and first.version == again.version
     dataset = Dataset.open(out / "dataset")
-    assert [v.stage for v in dataset.versions] == ["generate", "check", "filter"]
+    assert [v.stage for v in dataset.versions] == ["generate", "check", "filter", "route"]
     kept = list(dataset.records(first.version))
     assert kept and all({"exact_dedup", "length", "filter"} <= set(r.checks) for r in kept)
+    assert {r.decisions["route"].outcome for r in kept} == {"human"}
     lines = (out / "exports" / "sft.jsonl").read_text().splitlines()
     assert len(lines) == len(kept)
     assert json.loads(lines[0])["messages"][-1]["role"] == "assistant"
@@ -59,8 +65,9 @@ def test_a_changed_stage_reruns_from_that_stage_on(tmp_path: Path) -> None:
         run_pipeline(load_pipeline(write(tmp_path, RECIPE)), out, overrides=backend)
         changed = RECIPE.replace("rules: [exact_dedup, length]", "rules: [length]")
         second = run_pipeline(load_pipeline(write(tmp_path, changed)), out, overrides=backend)
-    assert [name for name, _ in second.steps] == ["filter", "export"]
-    assert Dataset.open(out / "dataset").version(second.version).params["rules"] == ["length"]
+    assert [name for name, _ in second.steps] == ["filter", "route", "export"]
+    filtered = Dataset.open(out / "dataset").version(second.version - 1)
+    assert filtered.stage == "filter" and filtered.params["rules"] == ["length"]
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
@@ -109,21 +109,61 @@ def _filter(ctx: StepContext, params: FilterParams) -> StepOutcome:
     return StepOutcome(keep, summary=summary)
 
 
+# -- route -------------------------------------------------------------------------------
+
+
+class RouteParams(Params):
+    policy: Path
+    project: str | None = None  # default: the policy's
+    budget: int | None = Field(None, ge=0)  # default: the policy's
+
+
+@stage("route", RouteParams)
+def _route(ctx: StepContext, params: RouteParams) -> StepOutcome:
+    from datamill.route import load_policy, route_dataset
+
+    policy = load_policy(ctx.input(params.policy))
+    updates = {"project": params.project, "budget": params.budget}
+    policy = policy.model_copy(update={k: v for k, v in updates.items() if v is not None})
+    advance = ctx.tick(ctx.dataset.count(ctx.parent))
+    done = route_dataset(ctx.dataset, policy, ctx.parent, advance=advance)
+    c = done.counts
+    summary = f"accept {c['accept']}, reject {c['reject']}, human {c['human']} (audit {c['audit']})"
+    return StepOutcome(done, summary=summary)
+
+
 # -- export ------------------------------------------------------------------------------
 
 
 class ExportParams(Params):
-    format: str = "sft"
+    format: Literal["sft", "preference", "kto", "reward", "openai", "sharegpt"] = "sft"
     out: Path
+    file_format: Literal["jsonl", "parquet"] = "jsonl"
+    style: Literal["conversational", "standard"] = "conversational"
     all: bool = False  # include records that failed a check
+    split: dict[str, float] | None = None  # e.g. {train: 0.9, test: 0.1}; out is a directory
+    seed: int = 0
+    card: bool = True
 
 
 @stage("export", ExportParams, writes_version=False)
 def _export(ctx: StepContext, params: ExportParams) -> StepOutcome:
-    from datamill.export.sft import write_sft_jsonl
+    from datamill.export import make_format
+    from datamill.export.run import export_dataset
 
-    if params.format != "sft":
-        raise ValueError(f"unknown export format {params.format!r}")
     path = ctx.output(params.out)
-    counts = write_sft_jsonl(ctx.dataset.records(ctx.parent), path, not params.all)
-    return StepOutcome(files=[path], summary=f"{counts.written} examples → {path}")
+    report = export_dataset(
+        ctx.dataset.path,
+        path,
+        make_format(params.format),
+        version=ctx.parent,
+        file_format=params.file_format,
+        style=params.style,
+        only_passed=False if params.all else None,
+        split=params.split,
+        seed=params.seed,
+        card=params.card,
+    )
+    files = [*report.paths.values(), *([report.card] if report.card else [])]
+    summary = f"{params.format}: {report.written} rows → {path}"
+    return StepOutcome(files=files, summary=summary)
