@@ -6,6 +6,7 @@ notes) is escaped; charts escape their own labels (``svg.py``).
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -17,9 +18,9 @@ from datamill.report.collect import ReportData
 from datamill.store import atomic_write_bytes
 
 
-def _fmt(value: object, digits: int = 3) -> str:
+def _fmt(value: object, digits: int = 3, missing: str = "—") -> str:
     if value is None:
-        return "unknown"
+        return missing
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
@@ -36,7 +37,7 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters |= {"fmt": _fmt, "pct": _pct}
+    env.filters |= {"fmt": _fmt, "pct": _pct, "money": partial(_fmt, missing="unknown")}
     env.globals |= {"bars": svg.bars, "histogram": svg.histogram}
     return env
 

@@ -29,12 +29,12 @@ def bars(labels: Sequence[str], values: Sequence[float], unit: str = "") -> Mark
     for i, (label, value) in enumerate(zip(labels, values, strict=True)):
         y = i * BAR + 2
         length = max(value, 0) / top * CHART_WIDTH
-        text = escape(str(label)[:40])
+        text, shown = escape(str(label)[:40]), f"{value:.3g}{escape(unit)}"
         parts.append(
             f'<text x="{LABEL_WIDTH - 6}" y="{y + 13}" text-anchor="end">{text}</text>'
             f'<rect x="{LABEL_WIDTH}" y="{y}" width="{length:.1f}" height="{BAR - 4}">'
-            f"<title>{text}: {value:g}{escape(unit)}</title></rect>"
-            f'<text x="{LABEL_WIDTH + length + 4:.1f}" y="{y + 13}">{value:g}{escape(unit)}</text>'
+            f"<title>{text}: {shown}</title></rect>"
+            f'<text x="{LABEL_WIDTH + length + 4:.1f}" y="{y + 13}">{shown}</text>'
         )
     parts.append("</svg>")
     return Markup("".join(parts))
