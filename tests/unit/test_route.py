@@ -60,13 +60,24 @@ def test_judge_score_bands() -> None:
 
 
 def test_judges_disagree_on_a_details_field() -> None:
-    disputed = verdict(record(judge=judge(4.8, disagreement=1.5)))
+    disputed = verdict(record(judge=judge(4.8, spread=1.5)))
     assert disputed.outcome == "human" and disputed.k == 3
-    assert disputed.reasons == ["judges disagree: judge.details.disagreement 1.5 > 1"]
-    assert verdict(record(judge=judge(4.8, disagreement=0.2))).outcome == "accept"
+    assert disputed.reasons == ["judges disagree: judge.details.spread 1.5 > 1"]
+    assert verdict(record(judge=judge(4.8, spread=0.2))).outcome == "accept"
     # A missing or non-numeric field does not fire the rule.
-    assert verdict(record(judge=judge(4.8, disagreement="high"))).outcome == "accept"
-    assert verdict(record(consistency=CheckResult(details={"disagreement": 2}))).outcome == "human"
+    assert verdict(record(judge=judge(4.8, spread="high"))).outcome == "accept"
+    assert verdict(record(judge=judge(4.8))).outcome == "accept"
+
+
+def test_other_judge_checks() -> None:
+    samples = verdict(record(self_consistency=CheckResult(score=0.25, passed=False)))
+    assert (samples.outcome, samples.priority) == ("human", 0.8)
+    swapped = verdict(record(pairwise=CheckResult(score=0.5, passed=False)))
+    assert (swapped.outcome, swapped.project, swapped.k) == ("human", "preferences", 3)
+    grounding = verdict(record(grounding=CheckResult(score=0.5, passed=False)))
+    assert grounding.outcome == "reject"
+    # A judge that could not score the record (score None, failed) is not a poor score.
+    assert verdict(record(judge=CheckResult(score=None, passed=False))).outcome == "accept"
 
 
 def test_safety_flag_goes_to_safety_reviewers() -> None:
