@@ -75,7 +75,7 @@ class Row(BaseModel):
     source: str
     items: int = 0
     cost: float | None = None
-    unpriced: int = 0  # items (or answers) whose cost is unknown
+    unpriced: int = 0  # records (annotation rows: responses) whose cost is unknown
     seconds: float = 0.0  # model or annotator time
     throughput: float | None = None  # items per hour
     acceptance: float | None = None
