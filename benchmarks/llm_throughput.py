@@ -7,7 +7,7 @@ request after a fixed latency L. For each concurrency C, N = 20·C distinct prom
 through everything datamill does per request: the Engine with a fresh on-disk request
 cache, one Record per outcome (prompt, reply, provenance with usage) written into a new
 Dataset version. The ideal rate is C/L. Beside it, in the same run, two bare clients show
-what the server and the machine allow: datamill's HTTP client with a semaphore and nothing
+what the server and the machine allow: datamill's HTTP client with C workers and nothing
 else, and aiohttp at its best (one session, a pool of C keep-alive connections, bytes
 bodies) — the figure that chose the client. The same workload then goes through
 distilabel's OpenAILLM, run from its own virtualenv (benchmarks/.venv-distilabel, made on
@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +79,23 @@ def prompts(n: int, tag: str) -> list[str]:
 # -- the bare client: what the server alone allows -----------------------------------------
 
 
+async def _pool(concurrency: int, texts: list[str], one: Callable[[str], Awaitable[None]]) -> float:
+    """Requests/s of ``one`` over ``texts``, C workers each taking the next text in turn."""
+    queue = iter(texts)
+
+    async def worker() -> None:
+        for text in queue:
+            await one(text)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return len(texts) / (time.perf_counter() - start)
+
+
+def _body(text: str) -> bytes:
+    return json.dumps({"model": "stub", "messages": [{"role": "user", "content": text}]}).encode()
+
+
 async def _bare_aiohttp(url: str, concurrency: int, texts: list[str]) -> float:
     """aiohttp at its best: one session, a pool of C keep-alive connections, bytes in and out."""
     import aiohttp
@@ -85,19 +103,13 @@ async def _bare_aiohttp(url: str, concurrency: int, texts: list[str]) -> float:
     connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=0, keepalive_timeout=60)
     headers = {"Content-Type": "application/json"}
     async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
-        slots = asyncio.Semaphore(concurrency)
 
         async def one(text: str) -> None:
-            body = {"model": "stub", "messages": [{"role": "user", "content": text}]}
-            async with slots:
-                data = json.dumps(body).encode()
-                async with session.post(f"{url}/chat/completions", data=data) as response:
-                    json.loads(await response.read())
-                    assert response.status == 200
+            async with session.post(f"{url}/chat/completions", data=_body(text)) as response:
+                json.loads(await response.read())
+                assert response.status == 200
 
-        start = time.perf_counter()
-        await asyncio.gather(*(one(t) for t in texts))
-        return len(texts) / (time.perf_counter() - start)
+        return await _pool(concurrency, texts, one)
 
 
 async def _bare(url: str, concurrency: int, texts: list[str]) -> float:
@@ -105,20 +117,16 @@ async def _bare(url: str, concurrency: int, texts: list[str]) -> float:
     from datamill.llm.http import Client
 
     client = Client(url, {"Content-Type": "application/json"})
-    slots = asyncio.Semaphore(concurrency)
 
     async def one(text: str) -> None:
-        body = {"model": "stub", "messages": [{"role": "user", "content": text}]}
-        async with slots:
-            response = await client.post("/chat/completions", json.dumps(body).encode())
+        response = await client.post("/chat/completions", _body(text))
         json.loads(response.body)
         assert response.status == 200
 
-    start = time.perf_counter()
-    await asyncio.gather(*(one(t) for t in texts))
-    elapsed = time.perf_counter() - start
-    await client.aclose()
-    return len(texts) / elapsed
+    try:
+        return await _pool(concurrency, texts, one)
+    finally:
+        await client.aclose()
 
 
 # -- datamill --------------------------------------------------------------------------------

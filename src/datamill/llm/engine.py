@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 from datamill.errors import LLMError
 from datamill.llm.base import Backend, ChatRequest, Completion
 from datamill.llm.cache import RequestCache, cache_key
-from datamill.llm.limits import RateLimits
+from datamill.llm.limits import RateLimits, Slots
 from datamill.llm.prices import PriceTable
 from datamill.llm.retry import RetryPolicy
 from datamill.records import Usage
@@ -160,7 +160,7 @@ class Engine:
         self.limits = limits
         self.prices = prices or PriceTable()
         self.stats = RunStats()
-        self._slots = asyncio.Semaphore(concurrency)
+        self._slots = Slots(concurrency)
         self._in_flight: dict[str, asyncio.Future[Outcome | None]] = {}
 
     async def complete(self, request: ChatRequest) -> Outcome:
@@ -202,8 +202,9 @@ class Engine:
         async with self._slots:
             while True:
                 outcome.attempts += 1
-                estimate = self._estimate(request)
+                estimate = 0
                 if self.limits is not None:
+                    estimate = self._estimate(request)
                     await self.limits.acquire(estimate)
                 try:
                     completion = await self.backend.complete(request)

@@ -26,6 +26,7 @@ import certifi
 
 from datamill.errors import DatamillError
 from datamill.llm.http_wire import Connection, HTTPError, Response
+from datamill.llm.limits import Slots
 
 __all__ = ["Client", "HTTPError", "Response", "route", "split_url", "tls_context"]
 
@@ -118,7 +119,7 @@ class Client:
         self.keepalive = keepalive
         self._idle: list[Connection] = []
         self._busy: set[Connection] = set()
-        self._slots = asyncio.Semaphore(max_connections) if max_connections > 0 else None
+        self._slots = Slots(max_connections) if max_connections > 0 else None
         self.closed = False
         self.loop: asyncio.AbstractEventLoop | None = None  # the loop its connections belong to
 

@@ -1,9 +1,51 @@
-"""Requests-per-minute and tokens-per-minute limits for one backend (token buckets)."""
+"""Limits for one backend: calls in flight (slots), requests and tokens per minute (buckets)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
+
+
+class Slots:
+    """At most ``size`` holders at once; the others wait in FIFO order.
+
+    asyncio.Semaphore would do, but its release scans the waiters from the front past those
+    already woken, and so does every acquire while any wait: with hundreds waiting (the
+    engine keeps four times its concurrency started) a burst of releases costs quadratic
+    time, tens of µs per call at 256. Here a release hands the slot to the next waiter in
+    O(1).
+    """
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError(f"at least one slot is needed, got {size}")
+        self.free = size
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def __aenter__(self) -> None:
+        if self.free > 0:
+            self.free -= 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():  # handed a slot, then cancelled
+                self._release()
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():  # a cancelled waiter is done: skip it
+                waiter.set_result(None)  # the slot passes to it directly
+                return
+        self.free += 1
 
 
 class Bucket:
