@@ -83,18 +83,51 @@ def answer(store: Any, assignment: Any, choice: str = "A", seconds: float = 30, 
 
 
 def test_migrations_from_empty_and_again(store: Any) -> None:
-    assert dbm.current_revision(store.engine) == "0001_initial"
+    assert dbm.current_revision(store.engine) == "0002_item_overlap"
     assert dbm.migrate(store.engine) == []  # nothing left to apply
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_migrate_reports_and_refuses_newer(kind: str, tmp_path: Path) -> None:
     with open_store(kind, tmp_path, migrate=False) as database:
-        assert dbm.migrate(database.engine) == ["0001_initial"]
+        assert dbm.migrate(database.engine) == ["0001_initial", "0002_item_overlap"]
         with database.engine.begin() as conn:
             conn.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
         with pytest.raises(dbm.StoreError, match="newer than this datamill"):
             dbm.migrate(database.engine)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_items_of_a_first_schema_store_survive_the_overlap_migration(
+    kind: str, tmp_path: Path
+) -> None:
+    from alembic import command
+
+    with open_store(kind, tmp_path, migrate=False) as database:
+        config = dbm._alembic_config(database.engine)
+        with database.engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0001_initial")
+        with database.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO projects (name, guidelines, questions, overlap, "
+                    "required_expertise, gold_ratio, lease_seconds, created_at) VALUES "
+                    "('old', '', '[{\"name\": \"c\", \"type\": \"comment\"}]', 2, '[]', "
+                    "0, 60, CURRENT_TIMESTAMP)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO items (project_id, record_id, payload, priority, is_gold, "
+                    "n_active, n_submitted, created_at) SELECT id, 'r1', '{\"messages\": []}', "
+                    "0, false, 0, 0, CURRENT_TIMESTAMP FROM projects"
+                )
+            )
+        assert dbm.migrate(database.engine) == ["0002_item_overlap"]
+        with database.read() as session:
+            item = session.scalars(select(Item)).one()
+            assert (item.record_id, item.overlap) == ("r1", None)
 
 
 def test_urls() -> None:

@@ -193,3 +193,81 @@ def test_pull_refuses_a_version_missing_annotated_records(store: Any, tmp_path: 
     with store.read() as session, pytest.raises(DatasetError, match=record_id):
         s.pull_to_dataset(session, s.get_project(session, "p"), ds.path)
     assert [v.stage for v in ds.versions] == ["import", "filter"]  # nothing written
+
+
+def routed(rows: list[Any]) -> list[Any]:
+    """Route decisions as the route stage leaves them: to p with k 1 or 3, elsewhere, none."""
+    from datamill.records import Decision
+
+    def decide(outcome: str, project: str, k: int, priority: float, tags: list[str]) -> Any:
+        details = {"project": project, "k": k, "priority": priority, "expertise": tags}
+        return Decision(outcome=outcome, by="policy:test", details=details)
+
+    plans = [
+        decide("human", "p", 1, 2.0, []),
+        decide("human", "p", 3, 0.5, ["clinician"]),
+        decide("human", "other", 2, 4.0, []),
+        decide("accept", "p", 0, 0.0, []),
+    ]
+    return [r.with_decision("route", plans[i]) for i, r in enumerate(rows[:4])] + rows[4:]
+
+
+def test_push_takes_only_what_routing_sent_with_its_k_expertise_and_priority(
+    store: Any, tmp_path: Path
+) -> None:
+    rows = routed(records(5, start=1))  # the fifth has no route decision: not pushed
+    ds = dataset(tmp_path, rows)
+    result = push(store, ds.path, select=s.routed_to("p"))
+    assert (result.added, result.existing) == (2, 0)
+    with store.read() as session:
+        items = {i.record_id: i for i in session.scalars(select(Item))}
+        tags = session.scalars(select(ItemExpertise.tag)).all()
+    assert set(items) == {rows[0].id, rows[1].id}
+    first, second = items[rows[0].id], items[rows[1].id]
+    assert (first.overlap, first.priority) == (1, 2000)  # higher priority: leased first
+    assert (second.overlap, second.priority) == (3, 500)
+    assert tags == ["clinician"]
+    # k=1 wins over the project's overlap of 2: the second annotator gets nothing of it.
+    with store.write() as session:
+        doc = s.create_user(session, "doc", "h", expertise=["clinician"])
+        s.add_member(session, s.get_project(session, "p"), doc)
+    leased = {}
+    for name in ("u0", "u1", "doc"):
+        with store.write() as session:
+            a = s.next_item(session, s.get_project(session, "p"), s.get_user(session, name))
+            leased[name] = a and session.get_one(Item, a.item_id).record_id
+    assert leased == {"u0": rows[0].id, "u1": None, "doc": rows[1].id}
+    with store.read() as session:
+        assert s.progress(session, s.get_project(session, "p"))["items"] == 2
+
+
+def test_pull_keeps_the_project_questions_on_the_version(store: Any, tmp_path: Path) -> None:
+    ds = dataset(tmp_path, records(2, start=1))
+    push(store, ds.path)
+    with store.read() as session:
+        out = s.pull_to_dataset(session, s.get_project(session, "p"), ds.path)
+    assert [q["name"] for q in ds.version(out.version).params["questions"]] == ["pref", "fix"]
+
+
+@pytest.mark.parametrize(
+    ("details", "message"),
+    [
+        ({"project": "p", "k": 0, "priority": 1.0}, "route k .0.: 1 to 100"),
+        ({"project": "p", "k": "3", "priority": 1.0}, "route k .3.: 1 to 100"),
+        ({"project": "p", "k": 1, "priority": "high"}, "route priority .high."),
+        ({"project": "p", "k": 1, "priority": 1.0, "expertise": ["<b>x</b>"]}, "expertise"),
+    ],
+)
+def test_a_malformed_route_decision_names_the_record(
+    store: Any, tmp_path: Path, details: dict[str, Any], message: str
+) -> None:
+    from datamill.records import Decision
+
+    bad = records(1, start=1)[0].with_decision(
+        "route", Decision(outcome="human", by="x", details=details)
+    )
+    ds = dataset(tmp_path, [*records(2, start=2), bad])
+    before = counts(store)
+    with pytest.raises(s.AnnotateError, match=f"record {bad.id}: .*{message}"):
+        push(store, ds.path, select=s.routed_to("p"))
+    assert counts(store) == before

@@ -6,7 +6,8 @@ item is taken with ``SELECT … FOR NO KEY UPDATE SKIP LOCKED``, so concurrent a
 never wait on, nor double-count, the same item.
 
 Overlap is kept with a counter, ``items.n_active`` (live leases + submissions), changed only
-under the item's row lock; an item with ``n_active >= overlap`` is never leased. Expired
+under the item's row lock; an item with ``n_active >= overlap`` is never leased. An item's
+own ``overlap`` (routing's k for that record) wins over the project's. Expired
 leases are swept (marked ``expired``, their slot released) before each lease. Gold items
 are honeypots: every member may meet each one once, whatever the overlap, at the project's
 ``gold_ratio`` of the items they are given.
@@ -111,7 +112,7 @@ def _pick(session: Session, project: Project, user: User, gold: bool) -> Item | 
     )
     query = select(Item).where(Item.project_id == project.id, Item.is_gold == gold, ~seen, ~lacking)
     if not gold:
-        query = query.where(Item.n_active < project.overlap)
+        query = query.where(Item.n_active < func.coalesce(Item.overlap, project.overlap))
     if user.languages:
         query = query.where(or_(Item.language.is_(None), Item.language.in_(user.languages)))
     query = query.order_by(Item.priority.desc(), Item.id).limit(1)
@@ -185,7 +186,7 @@ def _take_back(assignment: Assignment, item: Item, project: Project) -> None:
         raise Conflict(f"assignment {assignment.id} is already submitted")
     if assignment.state == "skipped":
         raise Conflict(f"assignment {assignment.id} was skipped")
-    if not item.is_gold and item.n_active >= project.overlap:
+    if not item.is_gold and item.n_active >= (item.overlap or project.overlap):
         raise Conflict(
             f"the lease on assignment {assignment.id} expired and the item went to another "
             "annotator; take the next item"

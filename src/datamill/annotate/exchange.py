@@ -4,16 +4,21 @@ records as ``Annotation``s.
 ``push_dataset`` streams a dataset version into a project in batches within the caller's
 transaction: a record already in the project is left alone (pushing twice adds nothing),
 and a record that cannot be annotated with the project's questions stops the push with its
-id, after which the caller's rollback leaves the store as it was.
+id, after which the caller's rollback leaves the store as it was. ``select`` picks the
+records to push (``routed_to(project)``: what routing sent to humans in that project); a
+record routed to the project gets its item's overlap (k), expertise and priority from its
+route decision.
 
 ``pull_to_dataset`` streams a dataset version and writes a new version (stage
 ``annotate``) in which every record with submitted responses carries one ``Annotation``
-per answered question. It writes nothing to the store, so it runs in a read transaction.
+per answered question; the version's params keep the project's questions, so that resolve
+knows what kind of answer each annotation is. It writes nothing to the store, so it runs
+in a read transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +39,9 @@ from datamill.store import Dataset
 
 BATCH = 500
 MAX_PRIORITY = 1_000_000
+ROUTE_PRIORITY_SCALE = 1000  # route priorities are floats (uncertainty × risk weight)
+
+Select = Callable[[Record], bool]
 
 
 @dataclass(frozen=True)
@@ -64,13 +72,51 @@ def _payload(record: Record) -> dict[str, Any]:
     }
 
 
-def _expertise(record: Record) -> list[str]:
-    raw = record.metadata.get("expertise")
+def routed_to(project: str) -> Select:
+    """Records that routing sent to humans in ``project``."""
+
+    def select(record: Record) -> bool:
+        decision = record.decisions.get("route")
+        return (
+            decision is not None
+            and decision.outcome == "human"
+            and decision.details.get("project") == project
+        )
+
+    return select
+
+
+def _tags(record: Record, raw: Any, where: str) -> list[str]:
     values = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []
     try:
         return tags("expertise", [str(v) for v in values])
     except AnnotateError as e:
-        raise AnnotateError(f"record {record.id}: metadata.{e}") from None
+        raise AnnotateError(f"record {record.id}: {where}.{e}") from None
+
+
+def _plan(record: Record, project: Project, priority: int) -> tuple[int, list[str], int | None]:
+    """The item's priority, expertise tags and overlap: from the record's route decision
+    when routing sent it to this project, else from its metadata and the defaults."""
+    if routed_to(project.name)(record):
+        details = record.decisions["route"].details
+        raw, k = details.get("priority", 0), details.get("k")
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            raise AnnotateError(f"record {record.id}: route priority {str(raw)[:40]!r}")
+        prio = round(raw * ROUTE_PRIORITY_SCALE)
+        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 100:
+            raise AnnotateError(f"record {record.id}: route k {str(k)[:40]!r}: 1 to 100")
+        expertise = _tags(record, details.get("expertise"), "decisions.route.expertise")
+        overlap: int | None = k
+    else:
+        prio = record.metadata.get("priority", priority)  # type: ignore[assignment]
+        expertise = _tags(record, record.metadata.get("expertise"), "metadata")
+        overlap = None
+    if isinstance(prio, bool) or not isinstance(prio, int) or abs(prio) > MAX_PRIORITY:
+        raise AnnotateError(
+            f"record {record.id}: metadata.priority must be an integer within "
+            f"±{MAX_PRIORITY}, not {str(prio)[:40]!r}"
+        )
+    return prio, expertise, overlap
 
 
 def _check(record: Record, questions: list[q.Question], need: int) -> None:
@@ -100,13 +146,17 @@ def push_dataset(
     priority: int = 0,
     actor: User | None = None,
     ip: str | None = None,
+    select: Select | None = None,
+    extra: Callable[[Record], dict[str, Any]] | None = None,
 ) -> PushResult:
     """Add the records of a dataset version (the latest if None) to ``project`` as items.
 
     ``gold`` maps record ids to their gold answers (in stored form: candidate indices of the
     record, not screen positions); those records become gold items. A record's
     ``metadata.priority`` (int) overrides ``priority``; ``metadata.expertise`` (a tag or a
-    list) is the expertise an annotator needs for it.
+    list) is the expertise an annotator needs for it; a route decision naming this project
+    gives both, and the item's overlap (see ``_plan``). Only records ``select`` keeps are
+    pushed (all if None); ``extra`` adds fields to an item's payload (what reviewers see).
     """
     dataset = Dataset.open(dataset_dir)
     questions = q.parse_questions(project.questions)
@@ -123,27 +173,26 @@ def push_dataset(
     for batch in _batches(dataset, version):
         rows, tags_of = [], {}
         for record in batch:
+            if select is not None and not select(record):
+                continue
             _check(record, questions, need)
-            prio = record.metadata.get("priority", priority)
-            if isinstance(prio, bool) or not isinstance(prio, int) or abs(prio) > MAX_PRIORITY:
-                raise AnnotateError(
-                    f"record {record.id}: metadata.priority must be an integer within "
-                    f"±{MAX_PRIORITY}, not {str(prio)[:40]!r}"
-                )
+            prio, tags_of[record.id], overlap = _plan(record, project, priority)
             is_gold = record.id in gold
             seen_gold.update([record.id] if is_gold else [])
             rows.append(
                 {
                     "project_id": project.id,
                     "record_id": record.id,
-                    "payload": _payload(record),
+                    "payload": {**_payload(record), **(extra(record) if extra else {})},
                     "priority": prio,
+                    "overlap": overlap,
                     "is_gold": is_gold,
                     "gold_answers": gold.get(record.id),
                     "language": record.language or project.language,
                 }
             )
-            tags_of[record.id] = _expertise(record)
+        if not rows:
+            continue
         stmt = upsert(Item).on_conflict_do_nothing(index_elements=["project_id", "record_id"])
         new = session.execute(stmt.returning(Item.id, Item.record_id, Item.is_gold), rows).all()
         expertise = [{"item_id": i, "tag": t} for i, rid, _ in new for t in tags_of[rid]]
@@ -232,7 +281,8 @@ def pull_to_dataset(
     )
     matched_ids: set[str] = set()
     matched = annotated = n_annotations = records = 0
-    with dataset.writer("annotate", {"project": project.name, "db": url}, parent=parent) as w:
+    params = {"project": project.name, "db": url, "questions": project.questions}
+    with dataset.writer("annotate", params, parent=parent) as w:
         for batch in _batches(dataset, parent):
             found = _responses(session, project, [r.id for r in batch])
             for record in batch:

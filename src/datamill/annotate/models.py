@@ -160,6 +160,7 @@ class Item(Base):
     # What annotators are shown: messages, candidates, task, domain, language, metadata.
     payload: Mapped[dict[str, Any]]
     priority: Mapped[int] = mapped_column(Integer, default=0)
+    overlap: Mapped[int | None] = mapped_column(Integer)  # None: the project's overlap
     is_gold: Mapped[bool] = mapped_column(Boolean, default=False)
     gold_answers: Mapped[dict[str, Any] | None]  # never shown to annotators
     language: Mapped[str | None] = mapped_column(String(16))

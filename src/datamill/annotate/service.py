@@ -14,7 +14,7 @@ Items, as each role may see them (this module)
 Assignment (assign.py)
     next_item, submit, skip, Timing, expire_leases
 Data in and out (exchange.py)
-    push_dataset, pull_to_dataset
+    push_dataset, pull_to_dataset, routed_to
 Errors (errors.py): NotFound, Forbidden, Conflict, AnswerError -> 404, 403, 409, 422.
 """
 
@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from datamill.annotate.assign import Timing, expire_leases, next_item, skip, submit
 from datamill.annotate.errors import AnnotateError, NotFound
-from datamill.annotate.exchange import pull_to_dataset, push_dataset
+from datamill.annotate.exchange import pull_to_dataset, push_dataset, routed_to
 from datamill.annotate.models import (
     Assignment,
     Item,
@@ -68,6 +68,7 @@ __all__ = [
     "push_dataset",
     "remove_member",
     "response_row",
+    "routed_to",
     "set_user_active",
     "skip",
     "submit",
@@ -152,7 +153,9 @@ def progress(session: Session, project: Project) -> dict[str, int]:
         select(
             func.count(),
             func.count().filter(Item.is_gold),
-            func.count().filter(Item.n_submitted >= project.overlap, ~Item.is_gold),
+            func.count().filter(
+                Item.n_submitted >= func.coalesce(Item.overlap, project.overlap), ~Item.is_gold
+            ),
             func.coalesce(func.sum(Item.n_submitted), 0),
         ).where(Item.project_id == project.id)
     ).one()
