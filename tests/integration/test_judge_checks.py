@@ -16,6 +16,7 @@ from datamill.checks import make_check, run_checks
 from datamill.checks.judge import CRITERIA
 from datamill.llm.config import BackendConfig
 from datamill.llm.stub_server import StubServer
+from datamill.pipeline import load_pipeline, run_pipeline
 from datamill.records import Candidate, Record
 from support import chat, run_family
 
@@ -220,3 +221,20 @@ def test_checks_read_what_the_families_write(tmp_path: Path) -> None:
         assert 0 <= result.details["overlap"] <= 1
         assert result.details["judges"][0]["verdict"] == "supported"  # the stub's first choice
     assert {r.checks["self_consistency"].details["mode"] for r in consistent} == {"answer"}
+
+
+def test_judges_run_as_a_recipe_stage(tmp_path: Path) -> None:
+    with StubServer() as stub:
+        judge = f"{{kind: openai, base_url: '{stub.url}', model: judge}}"
+        recipe = tmp_path / "recipe.yaml"
+        recipe.write_text(
+            "name: judged\nfamily: domain_instructions\nn: 3\nparams: {domains: [legal]}\n"
+            "stages:\n"
+            f"  - check: {{checks: [{{name: judge, options: {{backend: {judge}}}}}, verified]}}\n"
+            "  - filter: {rules: ['judge.score>=1']}\n"
+        )
+        generator = {"generator": BackendConfig(kind="openai", base_url=stub.url, model="gen")}
+        result = run_pipeline(load_pipeline(recipe), tmp_path / "out", overrides=generator)
+    kept = list(result.dataset.records(result.version))
+    assert kept and all(r.checks["judge"].score == 1.0 for r in kept)
+    assert all(r.provenance.params["judge"]["judge"]["models"] == ["openai:judge"] for r in kept)
