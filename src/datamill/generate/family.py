@@ -92,7 +92,7 @@ def scheduled(
     temperature by the recipe's schedule, or ``default`` without one."""
     total = len(slots)
     return [
-        replace(slot, temperature=ctx.temperature(i, total, default, attributes(slot)))  # type: ignore[type-var]
+        replace(slot, temperature=ctx.temperature(i, total, default, attributes(slot)))
         for i, slot in enumerate(slots)
     ]
 
