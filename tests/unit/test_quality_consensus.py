@@ -180,6 +180,10 @@ def test_rating_median_trimmed_mean_and_spread() -> None:
     assert close.value == 4.0 and close.agreement == 0.75 and close.resolved
     trimmed = agg.rating([1, 4, 4, 4, 5], (1, 5), 0.0, "trimmed_mean")
     assert trimmed.value == 4.0  # the lowest and highest trimmed
+    stats = require("scipy.stats", "pip install 'datamill[quality]'")
+    values = np.random.default_rng(0).normal(3, 1, 23)
+    trimmed = agg.rating(list(values), (0, 6), 0.0, "trimmed_mean")
+    assert trimmed.value == pytest.approx(stats.trim_mean(values, 0.2))
 
 
 def test_rubric_resolves_per_criterion_and_names_the_worst() -> None:
@@ -191,7 +195,7 @@ def test_rubric_resolves_per_criterion_and_names_the_worst() -> None:
     )
     assert out.value == {"accuracy": 5.0, "tone": 3.0}
     assert not out.resolved and "'tone'" in out.reason
-    assert out.details["agreement"] == {"accuracy": 0.75, "tone": 0.0}
+    assert out.details["by_criterion"] == {"accuracy": 0.75, "tone": 0.0}
 
 
 def test_label_sets() -> None:

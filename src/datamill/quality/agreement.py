@@ -136,13 +136,21 @@ def cohen_kappa(
 ) -> float | None:
     """Cohen's kappa of two raters over the items both answered (None marks a missing
     answer); weighted kappa for ordinal answers. None when undefined."""
-    from sklearn.metrics import cohen_kappa_score
-
     pairs = [(x, y) for x, y in zip(a, b, strict=True) if x is not None and y is not None]
-    if len(pairs) < 2 or len({v for p in pairs for v in p}) < 2:
+    if len(pairs) < 2:
         return None
     left, right = zip(*pairs, strict=True)
-    labels = sorted({*left, *right}) if weights else None  # weights need the labels' order
+    return _cohen(np.asarray(left), np.asarray(right), weights)
+
+
+def _cohen(
+    left: np.ndarray, right: np.ndarray, weights: Literal["linear", "quadratic"] | None
+) -> float | None:
+    from sklearn.metrics import cohen_kappa_score
+
+    labels = np.union1d(left, right)  # sorted: weighted kappa needs the labels' order
+    if len(labels) < 2:
+        return None
     kappa = cohen_kappa_score(left, right, labels=labels, weights=weights)
     return None if np.isnan(kappa) else float(kappa)
 
@@ -156,7 +164,7 @@ def mean_pairwise_cohen(table: AnswerTable, min_common: int = 5) -> float | None
     for i, j in itertools.combinations(range(len(mat)), 2):
         both = ~np.isnan(mat[i]) & ~np.isnan(mat[j])
         if both.sum() >= min_common:
-            k = cohen_kappa(list(mat[i][both]), list(mat[j][both]), weights)
+            k = _cohen(mat[i][both], mat[j][both], weights)
             if k is not None:
                 kappas.append(k)
     return float(np.mean(kappas)) if kappas else None

@@ -78,10 +78,9 @@ def rating(
     values: Sequence[float], scale: tuple[float, float], min_agreement: float, robust: str
 ) -> Outcome:
     """The median, or the 20%-trimmed mean, of numeric ratings."""
-    from scipy.stats import trim_mean
-
-    arr = np.asarray(values, dtype=float)
-    value = float(np.median(arr)) if robust == "median" else float(trim_mean(arr, 0.2))
+    arr = np.sort(np.asarray(values, dtype=float))
+    cut = int(0.2 * len(arr))  # as scipy.stats.trim_mean(arr, 0.2)
+    value = float(np.median(arr) if robust == "median" else arr[cut : len(arr) - cut].mean())
     width = scale[1] - scale[0]
     spread = float(arr.max() - arr.min())
     agreement = 1.0 - spread / width if width > 0 else 1.0
@@ -99,7 +98,7 @@ def rubric(
     worst = min(criteria, key=lambda c: per[c].agreement or 0.0)
     agreement = per[worst].agreement or 0.0
     out = _judge({c: o.value for c, o in per.items()}, agreement, min_agreement)
-    out.details = {"agreement": {c: o.agreement for c, o in per.items()}}
+    out.details = {"by_criterion": {c: o.agreement for c, o in per.items()}}
     if not out.resolved:
         out.reason += f" on '{worst}'"
     return out

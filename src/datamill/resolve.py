@@ -1,0 +1,328 @@
+"""The resolve stage: human answers → one decision per record, or a reviewer's queue.
+
+It reads a dataset version whose records carry annotations and writes a new version where
+each annotated record has ``decisions["resolve"]``::
+
+    Decision(outcome="resolved" | "adjudicate", by="dawid_skene+median"…, reason,
+             details={"questions": {name: {kind, method, value, agreement, annotators,
+                                           status, reason, …}},
+                      "annotators": n, "agreement": lowest question agreement})
+
+``value`` is the consensus in the answers' own form (a pairwise consensus is one of the
+annotators' stored answers). A record one of whose questions lacks consensus (a tie, or
+agreement below ``min_agreement``) gets outcome "adjudicate" and waits in
+:func:`adjudication_queue`; :func:`adjudicate` records a reviewer's answer, who gave it and
+why. Records without annotations pass through unchanged.
+
+Two passes over the version, so memory stays flat: Dawid–Skene needs every label of a
+question across records, so pass one checks every record and keeps only compact
+``(item, annotator, label)`` tables (``quality.answers.Survey``); pass two streams the
+records again and writes. A malformed annotation stops pass one, before anything is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+from pydantic import JsonValue
+
+from datamill.errors import DatamillError
+from datamill.quality import consensus as agg
+from datamill.quality.answers import Survey, TableAgreement, agreement, answers_of
+from datamill.quality.questions import AnswerError, Question, check, vote_key
+from datamill.records import Decision, Record
+from datamill.store import Dataset, Version
+
+Method = Literal["auto", "majority", "dawid_skene"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    method: Method = "auto"  # for labels; "auto": Dawid–Skene from ds_min_items items on
+    min_agreement: float = 0.5
+    min_annotators: int = 1
+    robust: Literal["median", "trimmed_mean"] = "median"  # for ratings
+    ds_min_items: int = 50
+
+
+@dataclass
+class Summary:
+    version: Version
+    resolved: int
+    adjudicate: int
+    unannotated: int
+    methods: dict[str, str]
+    agreement: list[TableAgreement]
+
+
+def survey(
+    dataset: Dataset, version: int | None = None, questions: dict[str, Question] | None = None
+) -> Survey:
+    """Pass one: check every record's annotations and table the scalar answers."""
+    source = dataset.version(version)
+    found = Survey(dict(questions or {}), f"{dataset.path} version {source.version}", not questions)
+    for index, record in enumerate(dataset.records(source.version)):
+        found.add(index, record)
+    found.finish()
+    return found
+
+
+def resolve_dataset(
+    dataset: Dataset,
+    version: int | None = None,
+    questions: dict[str, Question] | None = None,
+    settings: Settings = Settings(),
+) -> Summary:
+    """Write a new version with a resolve decision on every annotated record."""
+    source = dataset.version(version)
+    found = survey(dataset, source.version, questions)
+    methods = {name: _method(q, found, settings) for name, q in found.questions.items()}
+    posteriors = {
+        name: agg.dawid_skene(found.tables[name])
+        for name, method in methods.items()
+        if method == "dawid_skene" and name in found.tables
+    }
+    params: dict[str, JsonValue] = {
+        **asdict(settings),
+        "questions": {
+            n: q.model_dump(mode="json", exclude_none=True) for n, q in found.questions.items()
+        },
+    }
+    counts = {"resolved": 0, "adjudicate": 0}
+    with dataset.writer("resolve", params, parent=source.version) as w:
+        for index, record in enumerate(dataset.records(source.version)):
+            out = resolve_record(record, index, found, methods, posteriors, settings)
+            decision = out.decisions.get("resolve")
+            if out is not record and decision is not None:
+                counts[decision.outcome] += 1
+            w.write(out)
+        w.counts.update(counts)
+        table = agreement(found)
+        w.stats = {"methods": methods, "agreement": {t.key: t.alpha for t in table}}  # type: ignore[dict-item]
+    assert w.committed is not None
+    unannotated = found.records - found.annotated
+    return Summary(
+        w.committed, counts["resolved"], counts["adjudicate"], unannotated, methods, table
+    )
+
+
+def _method(question: Question, found: Survey, settings: Settings) -> str:
+    kind = question.kind
+    if kind in ("label", "pairwise"):
+        if settings.method != "auto":
+            return settings.method
+        table = found.tables.get(question.name)
+        items = 0 if table is None else int((table.value_counts()[2].sum(axis=1) >= 2).sum())
+        return "dawid_skene" if items >= settings.ds_min_items else "majority"
+    return {
+        "rating": settings.robust,
+        "rubric": settings.robust,
+        "multilabel": "majority",
+        "spans": "majority",
+        "ranking": "bradley_terry",
+        "text": "medoid",
+        "comment": "collected",
+    }[kind]
+
+
+def resolve_record(
+    record: Record,
+    index: int,
+    found: Survey,
+    methods: Mapping[str, str],
+    posteriors: Mapping[str, agg.Posteriors],
+    settings: Settings,
+) -> Record:
+    """The record with its resolve decision (unchanged if it has no annotations)."""
+    answers = answers_of(record, found.questions, found.where)
+    if not answers:
+        return record
+    results: dict[str, JsonValue] = {}
+    for name in sorted(answers):
+        question, by = found.questions[name], answers[name]
+        outcome = _consensus(question, index, by, found, methods[name], posteriors, settings)
+        results[name] = {
+            **outcome.details,
+            "kind": question.kind,
+            "method": methods[name],
+            "value": outcome.value,
+            "agreement": outcome.agreement,
+            "annotators": len(by),
+            "status": "resolved" if outcome.resolved else "adjudicate",
+            "reason": outcome.reason,
+        }
+    return record.with_decision("resolve", _decision(results, answers, methods))
+
+
+def _consensus(
+    question: Question,
+    index: int,
+    by: dict[str, JsonValue],
+    found: Survey,
+    method: str,
+    posteriors: Mapping[str, agg.Posteriors],
+    settings: Settings,
+) -> agg.Outcome:
+    values = [by[a] for a in sorted(by)]
+    kind, floor = question.kind, settings.min_agreement
+    if kind == "comment":
+        return agg.Outcome(values, None, True)  # type: ignore[arg-type]
+    if len(values) < settings.min_annotators:
+        why = f"{len(values)} annotator(s), {settings.min_annotators} needed"
+        return agg.Outcome(None, None, False, why)
+    if len(values) == 1:
+        return agg.Outcome(values[0], None, True, "one annotator")
+    if kind in ("label", "pairwise"):
+        keys = [vote_key(v) for v in values]
+        fitted = posteriors.get(question.name)
+        post = fitted.get(index) if fitted is not None else None
+        out = agg.posterior_vote(keys, *post, floor) if post else agg.vote(keys, floor)  # type: ignore[arg-type]
+        if out.value is not None and kind == "pairwise":
+            out.value = next(
+                (v for v, k in zip(values, keys, strict=True) if k == out.value), out.value
+            )
+        return out
+    if kind == "rating":
+        return agg.rating(values, found.scale(question), floor, method)  # type: ignore[arg-type]
+    if kind == "rubric":
+        return agg.rubric(values, found.scale(question), floor, method)  # type: ignore[arg-type]
+    if kind == "multilabel":
+        return agg.label_set([frozenset(v) for v in values], floor)  # type: ignore[arg-type]
+    if kind == "spans":
+        return agg.spans(values, floor)  # type: ignore[arg-type]
+    if kind == "ranking":
+        return agg.ranking(values, floor)  # type: ignore[arg-type]
+    return agg.text(values, floor)
+
+
+def _decision(
+    results: dict[str, JsonValue],
+    answers: dict[str, dict[str, JsonValue]],
+    methods: Mapping[str, str],
+) -> Decision:
+    pending = [n for n, r in results.items() if r["status"] == "adjudicate"]  # type: ignore[index, call-overload]
+    scores = [r["agreement"] for r in results.values() if r["agreement"] is not None]  # type: ignore[index, call-overload]
+    used = sorted({methods[n] for n in results if methods[n] != "collected"}) or ["collected"]
+    details: dict[str, JsonValue] = {
+        "questions": results,
+        "annotators": len({a for by in answers.values() for a in by}),
+        "agreement": min(scores) if scores else None,  # type: ignore[type-var]
+    }
+    if pending:
+        reasons = "; ".join(f"{n}: {results[n]['reason']}" for n in pending)  # type: ignore[index, call-overload]
+        return Decision(outcome="adjudicate", by="+".join(used), reason=reasons, details=details)
+    return Decision(outcome="resolved", by="+".join(used), details=details)
+
+
+def adjudication_queue(records: Iterable[Record]) -> Iterator[Record]:
+    """The records waiting for a reviewer, in dataset order (streams)."""
+    for record in records:
+        decision = record.decisions.get("resolve")
+        if decision is not None and decision.outcome == "adjudicate":
+            yield record
+
+
+def adjudicate(
+    record: Record,
+    reviewer: str,
+    value: JsonValue,
+    note: str = "",
+    questions: Mapping[str, Question] | None = None,
+) -> Record:
+    """The record with a reviewer's answer as its final decision.
+
+    ``value`` answers the one question still open, or maps question names to answers (a
+    reviewer may also overrule a resolved question). It is checked against ``questions``
+    (labels, scales) when given, else against the question's kind. The decision names the
+    reviewer and keeps what the aggregation had said."""
+    decision = record.decisions.get("resolve")
+    if decision is None:
+        raise DatamillError(f"record {record.id}: not resolved yet; run resolve first")
+    if not reviewer.strip():
+        raise DatamillError(f"record {record.id}: an adjudication needs the reviewer's name")
+    results: dict[str, dict[str, JsonValue]] = decision.details["questions"]  # type: ignore[assignment]
+    pending = [n for n, r in results.items() if r["status"] == "adjudicate"]
+    if isinstance(value, dict) and value and set(value) <= set(results):
+        given = value
+    elif len(pending) == 1:
+        given = {pending[0]: value}
+    else:
+        open_ = ", ".join(pending) or "none"
+        raise DatamillError(
+            f"record {record.id}: name the question(s) answered (open: {open_}), "
+            "as a mapping from question to answer"
+        )
+    lengths = [len(m.content or "") for m in record.messages]
+    updated = dict(results)
+    for name, answer in given.items():
+        spec = (questions or {}).get(name) or Question(name=name, kind=results[name]["kind"])  # type: ignore[arg-type]
+        try:
+            check(spec, answer, lengths)
+        except AnswerError as e:
+            raise DatamillError(f"record {record.id}: question '{name}': {e}") from None
+        updated[name] = {
+            **results[name],
+            "value": answer,
+            "status": "adjudicated",
+            "reviewer": reviewer,
+            "aggregated": results[name]["value"],
+        }
+    still = [n for n, r in updated.items() if r["status"] == "adjudicate"]
+    details = {
+        **decision.details,
+        "questions": updated,
+        "note": note,
+        "previous": {"by": decision.by, "outcome": decision.outcome, "reason": decision.reason},
+    }
+    final = Decision(
+        outcome="adjudicate" if still else "adjudicated",
+        by=f"reviewer:{reviewer}",
+        reason=note or f"{reviewer} decided {', '.join(sorted(given))}",
+        details=details,  # type: ignore[arg-type]
+    )
+    return record.with_decision("resolve", final)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    reviewer: str
+    value: JsonValue
+    note: str = ""
+
+
+def adjudicate_dataset(
+    dataset: Dataset, verdicts: Mapping[str, Verdict], version: int | None = None
+) -> Version:
+    """A new version with reviewers' verdicts (by record id) applied. An id that is not in
+    the version, or a bad verdict, is an error and nothing is written."""
+    source = dataset.version(version)
+    questions = questions_of(dataset, source.version)
+    left = dict(verdicts)
+    params: dict[str, JsonValue] = {"records": sorted(verdicts)}
+    with dataset.writer("adjudicate", params, parent=source.version) as w:
+        for record in dataset.records(source.version):
+            verdict = left.pop(record.id, None)
+            if verdict is not None:
+                record = adjudicate(
+                    record, verdict.reviewer, verdict.value, verdict.note, questions
+                )
+            w.write(record)
+        if left:
+            raise DatamillError(f"no record {next(iter(left))} in version {source.version}")
+        w.counts["adjudicated"] = len(verdicts)
+    assert w.committed is not None
+    return w.committed
+
+
+def questions_of(dataset: Dataset, version: int | None = None) -> dict[str, Question]:
+    """The questions the latest resolve in a version's lineage used."""
+    current: int | None = dataset.version(version).version
+    while current is not None:
+        found = dataset.version(current)
+        if found.stage == "resolve":
+            stored = found.params.get("questions") or {}
+            return {n: Question.model_validate(q) for n, q in stored.items()}  # type: ignore[union-attr]
+        current = found.parent
+    return {}
