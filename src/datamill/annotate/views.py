@@ -25,9 +25,11 @@ router = APIRouter(include_in_schema=False)
 MAX_FORM_JSON = 2_000_000
 
 
-def page(request: Request, who: Principal, name: str, status: int = 200, **ctx: Any) -> Response:
+def page(
+    request: Request, who: Principal, template: str, status: int = 200, **ctx: Any
+) -> Response:
     ctx.update(user=who.user, csrf=who.csrf)
-    return templates.TemplateResponse(request, name, ctx, status_code=status)
+    return templates.TemplateResponse(request, template, ctx, status_code=status)
 
 
 @router.get("/", response_class=HTMLResponse)

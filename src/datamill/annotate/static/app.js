@@ -31,7 +31,7 @@
   // Typing time: the gaps between keystrokes in a text field, counting only gaps under 3 s.
   form.addEventListener("keydown", (e) => {
     const q = e.target.closest && e.target.closest(".q");
-    if (!q || !typing(e.target)) return;
+    if (!q || !typing(e.target) || e.target.classList.contains("source")) return;
     const s = stat(q);
     const now = performance.now();
     if (s.last && now - s.last < 3000) s.typing_ms += now - s.last;
@@ -178,10 +178,12 @@
           end: Number(li.dataset.end),
           label: li.dataset.label,
         }));
-      case "conversation":
-        return Array.from(q.querySelectorAll(".turns textarea"))
+      case "conversation": {
+        const turns = Array.from(q.querySelectorAll(".turns textarea"))
           .filter((t) => t.value.trim())
           .map((t) => ({ role: t.dataset.role, content: t.value }));
+        return turns.length ? turns : null;
+      }
       default: {
         const t = q.querySelector("textarea");
         return t && t.value.trim() ? t.value : null;
@@ -227,15 +229,10 @@
       addSpan(el.closest(".q"));
       return;
     }
-    if (typing(el) && !el.readOnly) {
+    if (typing(el)) {
       if (e.key === "Escape") el.closest(".q").focus();
       return;
     }
-    if (el && el.readOnly && e.key === "Escape") {
-      el.closest(".q").focus();
-      return;
-    }
-    if (typing(el)) return; // arrows and shift+arrows select text in the read-only source
     const q = questions[current];
     const k = e.key;
     let done = true;
@@ -253,11 +250,15 @@
       if (last) last.remove();
     } else if (k === "+" && q && q.dataset.type === "conversation") addTurn(q);
     else if ((k === "i" || k === "e") && q && q.querySelector("textarea")) {
-      const ta = q.querySelector("textarea:not([readonly])") || q.querySelector("textarea");
-      ta.focus();
+        q.querySelector("textarea").focus();
     } else done = false;
     if (done) e.preventDefault();
   });
+
+  // The text to highlight in is a textarea so that the keyboard can move and select in it
+  // (Shift+arrows), but nothing may change it.
+  form.querySelectorAll("textarea.source").forEach((src) =>
+    src.addEventListener("beforeinput", (e) => e.preventDefault()));
 
   questions.forEach((q, i) => q.addEventListener("focusin", () => {
     current = i;
