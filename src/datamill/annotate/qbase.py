@@ -3,7 +3,7 @@ default options, strict parsing that names the question and field."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, TypeAdapter
 from pydantic import ValidationError as PydanticError
@@ -59,6 +59,8 @@ def parse_strict(adapter: TypeAdapter[Any], value: Any, question: str) -> Any:
 
 class QuestionBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    # How resolve combines answers to this type (``quality.questions.Kind``).
+    kind: ClassVar[str]
 
     name: Name
     title: str = Field(default="", max_length=500)

@@ -34,6 +34,7 @@ class Criterion(BaseModel):
 
 class Rubric(QuestionBase):
     type: Literal["rubric"] = "rubric"
+    kind = "rubric"
     criteria: list[Criterion] = Field(
         default_factory=lambda: [Criterion(name=c) for c in RUBRIC_CRITERIA],
         min_length=1,
@@ -74,6 +75,7 @@ class PairwiseAnswer(BaseModel):
 
 class Pairwise(QuestionBase):
     type: Literal["pairwise"] = "pairwise"
+    kind = "pairwise"
     allow_tie: bool = True
     strengths: int = Field(default=3, ge=1, le=5)  # 1: slightly better .. strengths: much
 
@@ -102,6 +104,7 @@ class Pairwise(QuestionBase):
 
 class Ranking(QuestionBase):
     type: Literal["ranking"] = "ranking"
+    kind = "ranking"
 
     def needs_candidates(self) -> int:
         return 2
@@ -118,6 +121,7 @@ class Ranking(QuestionBase):
 
 class Label(QuestionBase):
     type: Literal["label"] = "label"
+    kind = "label"
     options: list[Name] = Field(default_factory=lambda: list(SAFETY_LABELS), min_length=1)
 
     def store(self, value: Any, view: View) -> Any:
@@ -129,6 +133,7 @@ class Label(QuestionBase):
 
 class MultiLabel(QuestionBase):
     type: Literal["multilabel"] = "multilabel"
+    kind = "multilabel"
     options: list[Name] = Field(default_factory=lambda: list(NUANCE_TAGS), min_length=1)
     required: bool = False  # choosing nothing is an answer
 

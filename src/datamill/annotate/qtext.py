@@ -22,6 +22,7 @@ from datamill.annotate.qbase import (
 
 class Edit(QuestionBase):
     type: Literal["edit"] = "edit"
+    kind = "text"
     candidate: int | None = Field(default=None, ge=0)  # None: the final assistant message
     max_chars: int = Field(default=20_000, ge=1, le=MAX_TEXT)
 
@@ -47,6 +48,7 @@ class Edit(QuestionBase):
 
 class Write(QuestionBase):
     type: Literal["write"] = "write"
+    kind = "text"
     min_chars: int = Field(default=1, ge=0)
     max_chars: int = Field(default=20_000, ge=1, le=MAX_TEXT)
 
@@ -56,6 +58,7 @@ class Write(QuestionBase):
 
 class Comment(Write):
     type: Literal["comment"] = "comment"  # type: ignore[assignment]
+    kind = "comment"
     required: bool = False
     min_chars: int = Field(default=0, ge=0)
 
@@ -68,6 +71,7 @@ class Turn(BaseModel):
 
 class Conversation(QuestionBase):
     type: Literal["conversation"] = "conversation"
+    kind = "text"
     min_turns: int = Field(default=2, ge=1, le=MAX_ITEMS)
     max_turns: int = Field(default=20, ge=1, le=MAX_ITEMS)
 
@@ -96,6 +100,7 @@ class SpanAnswer(BaseModel):
 
 class Span(QuestionBase):
     type: Literal["span"] = "span"
+    kind = "spans"
     labels: list[Name] = Field(default_factory=lambda: ["hallucination"], min_length=1)
     required: bool = False  # no span marked is an answer
 

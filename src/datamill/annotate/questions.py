@@ -36,8 +36,10 @@ from datamill.annotate.qtext import Comment, Conversation, Edit, Span, Write
 
 __all__ = [
     "NUANCE_TAGS",
+    "RESOLVE_KINDS",
     "RUBRIC_CRITERIA",
     "SAFETY_LABELS",
+    "TYPES",
     "Comment",
     "Conversation",
     "Edit",
@@ -58,11 +60,14 @@ __all__ = [
     "written_chars",
 ]
 
+TYPES = (Rubric, Pairwise, Ranking, Edit, Write, Conversation, Label, MultiLabel, Comment, Span)
 Question = Annotated[
     Rubric | Pairwise | Ranking | Edit | Write | Conversation | Label | MultiLabel | Comment | Span,
     Field(discriminator="type"),
 ]
 _questions = TypeAdapter(list[Question])
+# Question type -> how resolve combines its answers (``quality.questions.Kind``).
+RESOLVE_KINDS: dict[str, str] = {t.model_fields["type"].default: t.kind for t in TYPES}
 
 
 class QuestionConfigError(AnnotateError):

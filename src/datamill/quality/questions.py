@@ -32,6 +32,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError, model_validator
 
+from datamill.annotate.questions import RESOLVE_KINDS, QuestionConfigError, parse_questions
 from datamill.errors import DatamillError, InputError, validation_error
 from datamill.yamlfile import read_yaml
 
@@ -40,6 +41,7 @@ Kind = Literal[
 ]
 KINDS: tuple[str, ...] = Kind.__args__  # type: ignore[attr-defined]
 ALIASES = {
+    **RESOLVE_KINDS,  # the annotation app's question types: one source of truth
     "single_label": "label",
     "choice": "label",
     "multi_label": "multilabel",
@@ -48,13 +50,9 @@ ALIASES = {
     "preference": "pairwise",
     "rank": "ranking",
     "rewrite": "text",
-    "edit": "text",
-    "write": "text",
     "response": "text",
-    "conversation": "text",
     "free_text": "comment",
     "highlight": "spans",
-    "span": "spans",
 }
 SHORT_LABEL = 100  # characters: a longer (or multi-line) string answer is a text
 
@@ -119,6 +117,16 @@ def load_questions(path: Path) -> dict[str, Question]:
             raise InputError(str(path), None, question.name, "question named twice")
         out[question.name] = question
     return out
+
+
+def from_project(configs: object, where: str) -> dict[str, Question]:
+    """The questions of an annotation project's config list (as the app stores it), checked
+    by the app's own parser first."""
+    try:
+        parse_questions(configs)
+    except QuestionConfigError as e:
+        raise InputError(where, None, None, str(e)) from None
+    return {c["name"]: Question.model_validate(c) for c in configs}  # type: ignore[attr-defined]
 
 
 class AnswerError(DatamillError):
