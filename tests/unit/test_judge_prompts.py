@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from datamill.checks import make_check
+from datamill.checks import available, make_check, options_of
 from datamill.checks.consistency import Verified, final_answer, word_overlap
 from datamill.checks.grounding import overlap
 from datamill.checks.judge_prompts import load, quote, shipped, shorten
@@ -87,6 +87,18 @@ def test_backend_options() -> None:
         make_check("pairwise", {"backend": "embedded", "model": "m"})
     with pytest.raises(DatamillError, match="min_score"):
         make_check("judge", {"min_score": 9})
+
+
+def test_judges_list_their_own_and_the_shared_options() -> None:
+    judge = options_of(available()["judge"])
+    assert judge["min_score"] == 3.0 and judge["max_tokens"] == 768
+    assert {"backend", "base_url", "model", "cache", "prompt", "max_chars"} <= set(judge)
+    assert options_of(available()["self_consistency"])["temperature"] == 0.8
+    assert options_of(available()["verified"]) == {}
+    check = make_check("pairwise", {"max_items": 3, "max_chars": 50, "seed": 7})
+    assert (check.max_items, check.max_chars, check.seed, check.max_tokens) == (3, 50, 7, 256)
+    with pytest.raises(DatamillError, match="has no option 'nope'; options: max_items"):
+        make_check("pairwise", {"nope": 1})
 
 
 def test_pairwise_resolution_table() -> None:

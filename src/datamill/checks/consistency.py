@@ -20,13 +20,13 @@ import statistics
 from collections import Counter
 from collections.abc import Sequence
 from itertools import combinations
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import JsonValue
 
 from datamill.checks.base import RecordCheck, text_of
 from datamill.checks.dedup import normalise
-from datamill.checks.llm_judge import BackendOption, JudgeCheck, failure
+from datamill.checks.llm_judge import JudgeCheck, failure
 from datamill.checks.registry import register
 from datamill.generate import arithmetic
 from datamill.llm.base import ChatRequest
@@ -59,25 +59,18 @@ class SelfConsistency(JudgeCheck):
 
     def __init__(
         self,
-        backend: BackendOption = None,
-        base_url: str | None = None,
-        model: str | None = None,
-        cache: str | None = None,
         k: int = 5,
         mode: Literal["auto", "answer", "text"] = "auto",
         similarity: Literal["words", "embedding"] = "words",
         min_agreement: float = 0.5,
         temperature: float = 0.8,
         max_tokens: int = 384,
-        seed: int = 0,
-        max_chars: int = 6000,
+        **shared: Any,
     ) -> None:
         """``k``: samples per record and backend. ``similarity``: how free-text samples are
         compared (``embedding`` needs the semantic extra). ``min_agreement``: agreement
         (0-1) needed to pass."""
-        super().__init__(
-            backend, base_url, model, cache, None, temperature, max_tokens, seed, max_chars
-        )
+        super().__init__(temperature=temperature, max_tokens=max_tokens, **shared)
         if k < 2 or not 0 <= min_agreement <= 1:
             raise ValueError("k must be at least 2 and min_agreement in [0, 1]")
         if mode not in ("auto", "answer", "text") or similarity not in ("words", "embedding"):
@@ -177,6 +170,9 @@ class Verified(RecordCheck):
     """What generation verified on the record; no verdict where nothing was verified."""
 
     name = "verified"
+
+    def __init__(self) -> None:
+        """No options: it reads what generation left on the record."""
 
     def check(self, record: Record) -> CheckResult:
         for source, kind in VERIFICATIONS.items():

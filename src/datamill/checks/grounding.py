@@ -13,12 +13,12 @@ Records without a cited chunk get no verdict.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from datamill.checks.dedup import normalise
-from datamill.checks.llm_judge import BackendOption, JudgeCheck, failure
+from datamill.checks.llm_judge import JudgeCheck, failure
 from datamill.checks.registry import register
 from datamill.llm.engine import Outcome
 from datamill.records import CheckResult, Record
@@ -61,24 +61,11 @@ class Grounding(JudgeCheck):
     prompt_name = "grounding"
 
     def __init__(
-        self,
-        backend: BackendOption = None,
-        base_url: str | None = None,
-        model: str | None = None,
-        cache: str | None = None,
-        prompt: str | None = None,
-        judge: bool = True,
-        min_overlap: float = 0.6,
-        temperature: float = 0.0,
-        max_tokens: int = 256,
-        seed: int = 0,
-        max_chars: int = 6000,
+        self, judge: bool = True, min_overlap: float = 0.6, max_tokens: int = 256, **shared: Any
     ) -> None:
         """``judge``: ask an LLM (else the word overlap alone decides). ``min_overlap``:
         the overlap that passes when there is no judge."""
-        super().__init__(
-            backend, base_url, model, cache, prompt, temperature, max_tokens, seed, max_chars
-        )
+        super().__init__(max_tokens=max_tokens, **shared)
         if not 0 <= min_overlap <= 1:
             raise ValueError("min_overlap must be in [0, 1]")
         self.judge, self.min_overlap = judge, min_overlap

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from datamill.checks.judge_prompts import transcript
-from datamill.checks.llm_judge import BackendOption, JudgeCheck, failure
+from datamill.checks.llm_judge import JudgeCheck, failure
 from datamill.checks.registry import register
 from datamill.llm.engine import Outcome
 from datamill.records import CheckResult, Record
@@ -63,27 +63,14 @@ class Judge(JudgeCheck):
 
     def __init__(
         self,
-        backend: BackendOption = None,
-        base_url: str | None = None,
-        model: str | None = None,
-        cache: str | None = None,
-        prompt: str | None = None,
         min_score: float = 3.0,
         max_spread: float = 1.0,
-        temperature: float = 0.0,
         max_tokens: int = 768,
-        seed: int = 0,
-        max_chars: int = 6000,
+        **shared: Any,
     ) -> None:
-        """``backend``: a backend mapping, or a list of them for several judges (default:
-        the embedded model). ``prompt``: a YAML prompt file replacing the shipped rubric.
-        ``min_score``: the overall score (1-5) to pass. ``max_spread``: the disagreement
-        between judges' overall scores above which a result is marked uncertain.
-        ``cache``: a request cache file, so a repeated run pays nothing twice.
-        ``max_chars``: each text quoted in the prompt is cut to this many characters."""
-        super().__init__(
-            backend, base_url, model, cache, prompt, temperature, max_tokens, seed, max_chars
-        )
+        """``min_score``: the overall score (1-5) to pass. ``max_spread``: the disagreement
+        between judges' overall scores above which a result is marked uncertain."""
+        super().__init__(max_tokens=max_tokens, **shared)
         if not 1 <= min_score <= 5 or max_spread < 0:
             raise ValueError("min_score must be in [1, 5] and max_spread at least 0")
         self.min_score, self.max_spread = min_score, max_spread

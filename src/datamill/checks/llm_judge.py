@@ -14,6 +14,7 @@ naming, per check, the prompt, its version and the models that judged.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -75,10 +76,25 @@ def failure(outcome: Outcome) -> dict[str, JsonValue]:
 
 
 class JudgeCheck(BatchCheck):
-    """A check that asks one or more models, through a versioned prompt, about records."""
+    """A check that asks one or more models, through a versioned prompt, about records.
+
+    A subclass's ``__init__`` declares only its own options and passes ``**shared`` on;
+    the shared ones below are added to its signature, which is what the registry reads
+    (``datamill check --list``, unknown-option errors). It may redeclare a shared option
+    to give it another default.
+    """
 
     prompt_name: ClassVar[str]
     batch_size = 64
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = inspect.signature(cls.__init__)
+        params = [p for p in own.parameters.values() if p.kind != p.VAR_KEYWORD]
+        names = {p.name for p in params}
+        shared = inspect.signature(JudgeCheck.__init__).parameters.values()
+        params += [p for p in shared if p.name not in names]
+        cls.__init__.__signature__ = own.replace(parameters=params)  # type: ignore[attr-defined]
 
     def __init__(
         self,
@@ -92,6 +108,11 @@ class JudgeCheck(BatchCheck):
         seed: int = 0,
         max_chars: int = 6000,
     ) -> None:
+        """``backend``: a backend mapping, or a list of them for several judges (default:
+        the embedded model); or ``base_url`` and ``model`` of one OpenAI-compatible server.
+        ``cache``: a request cache file, so a repeated run pays nothing twice. ``prompt``: a
+        YAML prompt file replacing the shipped one. ``max_chars``: each text quoted in the
+        prompt is cut to this many characters."""
         if not 0 <= temperature <= 2 or min(max_tokens, max_chars) < 1:
             raise ValueError("temperature must be in [0, 2], max_tokens and max_chars positive")
         self.configs = backend_configs(backend, base_url, model)

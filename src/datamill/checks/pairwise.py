@@ -17,12 +17,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from itertools import combinations
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from datamill.checks.judge_prompts import transcript
-from datamill.checks.llm_judge import BackendOption, JudgeCheck, failure
+from datamill.checks.llm_judge import JudgeCheck, failure
 from datamill.checks.registry import register
 from datamill.llm.engine import Outcome
 from datamill.records import CheckResult, Record
@@ -63,25 +63,10 @@ class Pairwise(JudgeCheck):
     name = "pairwise"
     prompt_name = "pairwise"
 
-    def __init__(
-        self,
-        backend: BackendOption = None,
-        base_url: str | None = None,
-        model: str | None = None,
-        cache: str | None = None,
-        prompt: str | None = None,
-        max_items: int = 4,
-        temperature: float = 0.0,
-        max_tokens: int = 256,
-        seed: int = 0,
-        max_chars: int = 6000,
-    ) -> None:
-        """``backend``: a backend mapping or a list (each judge votes; default: the embedded
-        model). ``max_items``: responses compared per record, every pair of them twice.
-        ``prompt``: a YAML prompt file replacing the shipped one."""
-        super().__init__(
-            backend, base_url, model, cache, prompt, temperature, max_tokens, seed, max_chars
-        )
+    def __init__(self, max_items: int = 4, max_tokens: int = 256, **shared: Any) -> None:
+        """``max_items``: responses compared per record, every pair of them in both orders.
+        With several judges, each votes on each pair and the majority decides."""
+        super().__init__(max_tokens=max_tokens, **shared)
         if max_items < 2:
             raise ValueError("max_items must be at least 2")
         self.max_items = max_items

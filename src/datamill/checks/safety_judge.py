@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from functools import cache
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, create_model
 
 from datamill.checks.base import Part, text_of
 from datamill.checks.judge_prompts import transcript
-from datamill.checks.llm_judge import BackendOption, JudgeCheck, failure
+from datamill.checks.llm_judge import JudgeCheck, failure
 from datamill.checks.registry import register
 from datamill.checks.safety import Hits, Lexicon
 from datamill.llm.engine import Outcome
@@ -51,25 +51,16 @@ class SafetyJudge(JudgeCheck):
 
     def __init__(
         self,
-        backend: BackendOption = None,
-        base_url: str | None = None,
-        model: str | None = None,
-        cache: str | None = None,
-        prompt: str | None = None,
         categories: Iterable[str] | None = None,
         lexicon: str | None = None,
         combine: Literal["either", "both", "judge"] = "either",
         on: Part = "response",
-        temperature: float = 0.0,
         max_tokens: int = 256,
-        seed: int = 0,
-        max_chars: int = 6000,
+        **shared: Any,
     ) -> None:
         """``categories``: which to flag (default: all of the lexicon's). ``lexicon``: a
         lexicon file replacing the shipped one. ``combine``: either, both or judge."""
-        super().__init__(
-            backend, base_url, model, cache, prompt, temperature, max_tokens, seed, max_chars
-        )
+        super().__init__(max_tokens=max_tokens, **shared)
         self.lexicon = Lexicon.load(lexicon)
         known = self.lexicon.min_hits
         self.categories = tuple(known if categories is None else categories)
