@@ -123,3 +123,30 @@ def test_pages_escape_model_text_and_carry_security_headers(app):
         assert page.headers["x-frame-options"] == "DENY"
         assert page.headers["x-content-type-options"] == "nosniff"
         assert not re.search(r"<script(?![^>]*\bsrc=)", html)  # no inline script at all
+
+
+def test_dashboard_and_review_pages_are_for_their_roles(app):
+    app, tokens = app
+    root = {"Authorization": f"Bearer {tokens['root']}"}
+    alice = {"Authorization": f"Bearer {tokens['alice']}"}
+    body = {"records": [r.model_dump(mode="json") for r in records(1, hostile=True)]}
+    with browser(app) as c:
+        assert c.post("/api/projects/p1/items", json=body, headers=root).status_code == 200
+        job = c.get("/api/projects/p1/next", headers=alice).json()
+        answers = {"quality": {"accuracy": 1, "tone": 1}, "preference": {"choice": "tie"}}
+        answers |= {"rank": [0, 1], "rewrite": "<b>mine</b>", "safety": "hate"}
+        url = f"/api/assignments/{job['assignment_id']}/submit"
+        assert c.post(url, json={"answers": answers}, headers=alice).status_code == 200
+        log_in(c, "alice")
+        assert c.get("/admin").status_code == 403
+        assert c.get("/projects/p1/review").status_code == 403
+    with browser(app) as c:
+        log_in(c, "rita")
+        review = c.get("/projects/p1/review")
+        assert review.status_code == 200 and "alice" in review.text
+        assert "<b>mine</b>" not in review.text and "<script>window" not in review.text
+        assert c.get("/admin").status_code == 403
+    with browser(app) as c:
+        log_in(c, "root")
+        board = c.get("/admin")
+        assert board.status_code == 200 and "too_fast" in board.text  # answered in no time

@@ -65,7 +65,7 @@ def create_app(
     ``secure_cookies`` marks cookies Secure even on plain HTTP (set it behind a TLS proxy);
     over HTTPS they are Secure anyway.
     """
-    from datamill.annotate import api, api_admin, login, views
+    from datamill.annotate import api, api_admin, login, views, views_admin
 
     database = db.connect(db_url)
     if migrate:
@@ -85,6 +85,7 @@ def create_app(
     app.include_router(api.router)
     app.include_router(api_admin.router)
     app.include_router(views.router)
+    app.include_router(views_admin.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_middleware(SecurityHeaders)
     _error_pages(app)
