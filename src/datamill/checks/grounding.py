@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field
 
 from datamill.checks.dedup import normalise
-from datamill.checks.llm_judge import JudgeCheck, failure
+from datamill.checks.llm_judge import JudgeCheck
 from datamill.checks.registry import register
 from datamill.llm.engine import Outcome
 from datamill.records import CheckResult, Record
@@ -101,17 +101,7 @@ class Grounding(JudgeCheck):
             for j, o in zip(self.judges, outcomes, strict=True)
             if o.ok
         ]
-        details: dict[str, JsonValue] = {
-            **lexical.details,
-            "prompt": self.prompt_info,
-            "judges": verdicts,  # type: ignore[dict-item]
-            "failures": [
-                {"judge": j, **failure(o)}
-                for j, o in zip(self.judges, outcomes, strict=True)
-                if not o.ok
-            ],
-            "usage": self.usage(outcomes),
-        }
+        details = {**lexical.details, **self.base_details(outcomes), "judges": verdicts}
         if not verdicts:
             details["reason"] = "no judge gave a valid verdict"
             return CheckResult(score=None, passed=False, details=details)

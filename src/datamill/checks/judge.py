@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from datamill.checks.judge_prompts import transcript
-from datamill.checks.llm_judge import JudgeCheck, failure
+from datamill.checks.llm_judge import JudgeCheck
 from datamill.checks.registry import register
 from datamill.llm.engine import Outcome
 from datamill.records import CheckResult, Record
@@ -95,18 +95,13 @@ class Judge(JudgeCheck):
 
     def combine(self, outcomes: Sequence[Outcome]) -> CheckResult:
         """One result from each judge's outcome for a record."""
-        verdicts, failures = [], []
-        for judge, outcome in zip(self.judges, outcomes, strict=True):
-            if outcome.ok:
-                verdicts.append(_verdict(judge, outcome.parsed))
-            else:
-                failures.append({"judge": judge, **failure(outcome)})
-        details: dict[str, JsonValue] = {
-            "prompt": self.prompt_info,
-            "judges": verdicts,  # type: ignore[dict-item]
-            "failures": failures,  # type: ignore[dict-item]
-            "usage": self.usage(outcomes),
-        }
+        verdicts = [
+            _verdict(judge, o.parsed)
+            for judge, o in zip(self.judges, outcomes, strict=True)
+            if o.ok
+        ]
+        details = self.base_details(outcomes)
+        details["judges"] = verdicts  # type: ignore[assignment]
         if not verdicts:
             details["reason"] = "no judge gave a valid verdict"
             return CheckResult(score=None, passed=False, details=details)
@@ -117,7 +112,7 @@ class Judge(JudgeCheck):
             "criteria": {c: round(statistics.fmean(s), 4) for c, s in per_criterion.items()},
             "criteria_spread": {c: max(s) - min(s) for c, s in per_criterion.items()},
             "spread": round(spread, 4),
-            "uncertain": spread > self.max_spread or bool(failures),
+            "uncertain": spread > self.max_spread or len(verdicts) < len(outcomes),
         }
         score = round(statistics.fmean(overall), 4)
         return CheckResult(score=score, passed=score >= self.min_score, details=details)

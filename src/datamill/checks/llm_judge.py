@@ -171,6 +171,16 @@ class JudgeCheck(BatchCheck):
     def usage(self, outcomes: Sequence[Outcome]) -> dict[str, JsonValue]:
         return usage_of(*outcomes).model_dump(mode="json")
 
+    def base_details(self, outcomes: Sequence[Outcome]) -> dict[str, JsonValue]:
+        """What every result of a record judged once per judge says: the prompt, each
+        judge's failure, and the usage of the calls."""
+        failures: list[JsonValue] = [
+            {"judge": j, **failure(o)}
+            for j, o in zip(self.judges, outcomes, strict=True)
+            if not o.ok
+        ]
+        return {"prompt": self.prompt_info, "failures": failures, "usage": self.usage(outcomes)}
+
     async def _checked(self, batch: list[Record]) -> list[Record]:
         done = await super()._checked(batch)
         entry = {**self.prompt_info, "models": [e.identity for e in self.engines]}

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, create_model
 
 from datamill.checks.base import Part, text_of
 from datamill.checks.judge_prompts import transcript
-from datamill.checks.llm_judge import JudgeCheck, failure
+from datamill.checks.llm_judge import JudgeCheck
 from datamill.checks.registry import register
 from datamill.checks.safety import Hits, Lexicon
 from datamill.llm.engine import Outcome
@@ -114,17 +114,10 @@ class SafetyJudge(JudgeCheck):
                     "flagged": flagged,
                 }
         flagged = sum(bool(v["flagged"]) for v in categories.values())  # type: ignore[index,call-overload]
-        details: dict[str, JsonValue] = {
-            "prompt": self.prompt_info,
+        details = self.base_details(outcomes) | {
             "combine": self.combine_mode,
             "categories": categories,
             "rationales": {j: a.rationale for j, a in answers},
-            "failures": [
-                {"judge": j, **failure(o)}
-                for j, o in zip(self.judges, outcomes, strict=True)
-                if not o.ok
-            ],
-            "usage": self.usage(outcomes),
         }
         if not answers:
             details["reason"] = "no judge gave a valid verdict; lexicon flags only"
