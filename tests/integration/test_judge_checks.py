@@ -40,10 +40,16 @@ def test_rubric_judge_scores_with_prompt_version_and_provenance() -> None:
         stub.reply("capital of France", rubric(4))
         out = run(
             "judge",
-            [chat("What is the capital of France?", "Paris."), chat("Hi", "Hello!")],
+            [
+                chat("What is the capital of France?", "Paris."),
+                chat("Hi", "Hello!"),
+                chat("A question left unanswered"),
+            ],
             backend=backend(stub),
         )
-    paris, hello = (r.checks["judge"] for r in out)
+    paris, hello, unanswered = (r.checks["judge"] for r in out)
+    assert unanswered.passed is None and unanswered.details["reason"] == "no response to judge"
+    assert "judge" not in out[2].provenance.params  # it was not sent to a judge
     assert paris.score == 4.0 and paris.passed is True
     assert paris.details["criteria"] == dict.fromkeys(CRITERIA, 4.0)
     assert paris.details["judges"][0]["rationales"]["tone"] == "tone is 4"
@@ -170,6 +176,7 @@ def test_grounding_combines_judge_and_word_overlap() -> None:
     assert none.passed is None and none.details["reason"] == "no cited chunk"
     lexical = run("grounding", records[:2], judge=False)  # no model is built or called
     assert [r.checks["grounding"].passed for r in lexical] == [True, False]
+    assert all("judge" not in r.provenance.params for r in lexical)
 
 
 def test_safety_judge_joins_the_lexicon() -> None:

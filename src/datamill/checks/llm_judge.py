@@ -183,8 +183,15 @@ class JudgeCheck(BatchCheck):
 
     async def _checked(self, batch: list[Record]) -> list[Record]:
         done = await super()._checked(batch)
-        entry = {**self.prompt_info, "models": [e.identity for e in self.engines]}
-        return [_with_judge_entry(r, self.name, entry) for r in done]
+        if self._engines is None:  # no model was asked (say, grounding without a judge)
+            return done
+        entry = {**self.prompt_info, "models": [e.identity for e in self._engines]}
+        return [
+            _with_judge_entry(r, self.name, entry)
+            if "usage" in r.checks[self.name].details  # it was sent to the judges
+            else r
+            for r in done
+        ]
 
     async def aclose(self) -> None:
         for engine in self._engines or []:
