@@ -95,17 +95,17 @@ class SelfConsistency(JudgeCheck):
         )
 
     async def check_batch(self, records: Sequence[Record]) -> list[CheckResult]:
-        modes = [self.mode_for(r) for r in records]
+        asked = [(i, self.mode_for(r)) for i, r in enumerate(records) if r.prompt]
         requests = [
             sample
-            for r, mode in zip(records, modes, strict=True)
-            for sample in samples(self._request(r, mode), self.k)
+            for i, mode in asked
+            for sample in samples(self._request(records[i], mode), self.k)
         ]
         by_judge = await self.ask_all(requests, None)
-        results = []
-        for i, (record, mode) in enumerate(zip(records, modes, strict=True)):
-            outcomes = [o for judge in by_judge for o in judge[i * self.k : (i + 1) * self.k]]
-            results.append(self.combine(record, mode, outcomes))
+        results = [CheckResult(details={"reason": "no prompt to sample"}) for _ in records]
+        for n, (i, mode) in enumerate(asked):
+            outcomes = [o for judge in by_judge for o in judge[n * self.k : (n + 1) * self.k]]
+            results[i] = self.combine(records[i], mode, outcomes)
         return results
 
     def combine(self, record: Record, mode: str, outcomes: Sequence[Outcome]) -> CheckResult:
