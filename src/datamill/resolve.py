@@ -22,6 +22,7 @@ records again and writes. A malformed annotation stops pass one, before anything
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Literal
@@ -31,7 +32,7 @@ from pydantic import JsonValue
 from datamill.errors import DatamillError
 from datamill.quality import consensus as agg
 from datamill.quality.answers import Survey, TableAgreement, agreement, answers_of
-from datamill.quality.questions import AnswerError, Question, check, vote_key
+from datamill.quality.questions import AnswerError, Question, check, from_project, vote_key
 from datamill.records import Decision, Record
 from datamill.store import Dataset, Version
 
@@ -55,14 +56,19 @@ class Summary:
     unannotated: int
     methods: dict[str, str]
     agreement: list[TableAgreement]
+    open_questions: Counter[str]  # how many records each question sends to adjudication
 
 
 def survey(
     dataset: Dataset, version: int | None = None, questions: dict[str, Question] | None = None
 ) -> Survey:
-    """Pass one: check every record's annotations and table the scalar answers."""
+    """Pass one: check every record's annotations and table the scalar answers.
+
+    Without ``questions``, the questions of the annotation projects pulled into the
+    version's lineage are used; without those, kinds are inferred from the answers."""
     source = dataset.version(version)
-    found = Survey(dict(questions or {}), f"{dataset.path} version {source.version}", not questions)
+    questions = questions or project_questions(dataset, source.version)
+    found = Survey(dict(questions), f"{dataset.path} version {source.version}", not questions)
     for index, record in enumerate(dataset.records(source.version)):
         found.add(index, record)
     found.finish()
@@ -91,20 +97,32 @@ def resolve_dataset(
         },
     }
     counts = {"resolved": 0, "adjudicate": 0}
+    open_questions: Counter[str] = Counter()
     with dataset.writer("resolve", params, parent=source.version) as w:
         for index, record in enumerate(dataset.records(source.version)):
             out = resolve_record(record, index, found, methods, posteriors, settings)
-            decision = out.decisions.get("resolve")
-            if out is not record and decision is not None:
+            if out is not record:
+                decision = out.decisions["resolve"]
                 counts[decision.outcome] += 1
+                results: dict[str, dict[str, JsonValue]] = decision.details["questions"]  # type: ignore[assignment]
+                open_questions.update(n for n, r in results.items() if r["status"] == "adjudicate")
             w.write(out)
         w.counts.update(counts)
         table = agreement(found)
-        w.stats = {"methods": methods, "agreement": {t.key: t.alpha for t in table}}  # type: ignore[dict-item]
+        w.stats = {
+            "methods": methods,  # type: ignore[dict-item]
+            "alpha": {t.key: t.alpha for t in table},  # type: ignore[dict-item]
+            "adjudicate_by_question": dict(open_questions),  # type: ignore[dict-item]
+        }
     assert w.committed is not None
-    unannotated = found.records - found.annotated
     return Summary(
-        w.committed, counts["resolved"], counts["adjudicate"], unannotated, methods, table
+        w.committed,
+        counts["resolved"],
+        counts["adjudicate"],
+        found.records - found.annotated,
+        methods,
+        table,
+        open_questions,
     )
 
 
@@ -318,11 +336,29 @@ def adjudicate_dataset(
 
 def questions_of(dataset: Dataset, version: int | None = None) -> dict[str, Question]:
     """The questions the latest resolve in a version's lineage used."""
-    current: int | None = dataset.version(version).version
-    while current is not None:
-        found = dataset.version(current)
+    for found in _lineage(dataset, version):
         if found.stage == "resolve":
             stored = found.params.get("questions") or {}
             return {n: Question.model_validate(q) for n, q in stored.items()}  # type: ignore[union-attr]
-        current = found.parent
     return {}
+
+
+def project_questions(dataset: Dataset, version: int | None = None) -> dict[str, Question]:
+    """The questions of every annotation project pulled into a version's lineage (kept in
+    the pull's params); a later pull's question wins over an earlier one of the same name."""
+    out: dict[str, Question] = {}
+    for found in _lineage(dataset, version):
+        configs = found.params.get("questions")
+        if found.stage == "annotate" and isinstance(configs, list):
+            where = f"{dataset.path} version {found.version} params.questions"
+            for name, question in from_project(configs, where).items():
+                out.setdefault(name, question)
+    return out
+
+
+def _lineage(dataset: Dataset, version: int | None) -> Iterator[Version]:
+    current: int | None = dataset.version(version).version
+    while current is not None:
+        found = dataset.version(current)
+        yield found
+        current = found.parent

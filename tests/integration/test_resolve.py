@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import tracemalloc
 from pathlib import Path
 
@@ -290,3 +292,73 @@ def test_pass_one_keeps_a_few_bytes_per_answer_not_the_records(tmp_path: Path) -
     tracemalloc.stop()
     assert len(found.tables["quality"]) == 6000
     assert kept / 6000 < 48, kept
+
+
+def test_questions_come_from_the_annotation_projects_pulled_into_the_lineage(
+    tmp_path: Path,
+) -> None:
+    from datamill.annotate.questions import parse_questions
+
+    configs = [
+        q.model_dump(mode="json")
+        for q in parse_questions(
+            [
+                {"type": "label", "name": "safe", "options": ["safe", "unsafe"]},
+                {"type": "write", "name": "better"},
+            ]
+        )
+    ]
+    ds = Dataset.create(tmp_path / "ds")
+    answers = {"safe": {"a": "safe", "b": "safe"}, "better": {"a": "ok", "b": "okay"}}
+    ds.write([annotated(0, answers)], stage="annotate", params={"questions": configs})
+    resolve_dataset(ds)
+    got = next(ds.records()).decisions["resolve"].details["questions"]
+    # A short written answer is still a text, as the project says.
+    assert got["better"]["method"] == "medoid"  # type: ignore[index, call-overload]
+    bad = annotated(1, {"safe": {"a": "maybe"}})
+    ds.write([bad], stage="annotate", params={"questions": configs})
+    with pytest.raises(InputError, match="not one of"):
+        resolve_dataset(ds)
+
+
+def datamill(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "datamill", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_the_commands_as_a_user_runs_them(dataset: Dataset, tmp_path: Path) -> None:
+    questions = tmp_path / "questions.yaml"
+    questions.write_text(
+        "safe: {kind: label, labels: ['safe', 'unsafe']}\n"
+        "quality: {kind: rating, scale: [1, 5]}\n"
+        "better: pairwise\n"
+    )
+    out = datamill("resolve", dataset.path, "--questions", questions, "--method", "majority")
+    assert out.returncode == 0, out.stderr
+    assert "resolved 3, sent to adjudication 2, without annotations 1 → version 2" in out.stdout
+    assert "Krippendorff" in out.stdout and "safe" in out.stdout
+
+    queue = datamill("adjudicate", dataset.path)
+    assert queue.returncode == 0 and "2 record(s) waiting for a reviewer" in queue.stdout
+    first, second = (line.split()[0] for line in queue.stdout.splitlines()[:2])
+    done = datamill("adjudicate", dataset.path, first, "--reviewer", "rita", "--value", "unsafe")
+    assert done.returncode == 0, done.stderr
+    assert "rita decided record" in done.stdout and "version 3" in done.stdout
+    bad = datamill("adjudicate", dataset.path, second, "--reviewer", "rita", "--value", "[1]")
+    assert bad.returncode == 1 and "must be a number" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    again = datamill("adjudicate", dataset.path, first, "--reviewer", "rita", "--value", "safe")
+    assert again.returncode == 1 and "open: none" in again.stderr
+
+    agreement = datamill("agreement", dataset.path, "--questions", questions)
+    assert agreement.returncode == 0, agreement.stderr
+    assert "annotators" in agreement.stdout and "Fleiss" in agreement.stdout
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("safe: colour\n")
+    out = datamill("resolve", dataset.path, "--questions", broken)
+    assert out.returncode == 1 and str(broken) in out.stderr.replace("\n", "")

@@ -160,7 +160,8 @@ class Survey:
 
 @dataclass
 class TableAgreement:
-    key: str
+    key: str  # the question, "question.criterion" or "question[tag]"
+    question: str
     level: str
     items: int  # items with two or more answers
     answers: int
@@ -182,6 +183,7 @@ def agreement(survey: Survey, max_cohen_raters: int = 20) -> list[TableAgreement
         out.append(
             TableAgreement(
                 key=key,
+                question=survey.owner[key],
                 level=table.level,
                 items=int((counts.sum(axis=1) >= 2).sum()),
                 answers=len(table),
