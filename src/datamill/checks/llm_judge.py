@@ -159,6 +159,9 @@ class JudgeCheck(BatchCheck):
         Judge ``j`` adds ``j * JUDGE_SEED_STRIDE`` to each request's seed: with a
         temperature above 0, several judges on one model sample independently."""
 
+        if not requests:  # nothing to ask: no engine is built, no model loaded
+            return [[] for _ in self.configs]
+
         async def one(judge: int, engine: Engine) -> list[Outcome]:
             seeded = [
                 r.model_copy(update={"seed": (r.seed or 0) + judge * JUDGE_SEED_STRIDE})
