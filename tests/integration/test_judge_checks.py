@@ -249,3 +249,18 @@ def test_judges_run_as_a_recipe_stage(tmp_path: Path) -> None:
     kept = list(result.dataset.records(result.version))
     assert kept and all(r.checks["judge"].score == 1.0 for r in kept)
     assert all(r.provenance.params["judge"]["judge"]["models"] == ["openai:judge"] for r in kept)
+
+
+def test_hostile_texts_are_judged_without_harm() -> None:
+    huge = "word " * 200_000  # 1 MB
+    # (Invalid UTF-8 never gets this far: a Record refuses lone surrogates.)
+    texts = ["", huge, "<script>alert(1)</script>\x00\x1b[31m\u202e", "日本語 и русский ✓"]
+    records = [chat(f"prompt {i}", t) for i, t in enumerate(texts)]
+    with StubServer() as stub:
+        out = run("judge", records, backend=backend(stub), max_chars=2000)
+        prompts = list(stub.calls)
+    results = [r.checks["judge"] for r in out]
+    assert results[0].details["reason"] == "no response to judge"  # empty: nothing to judge
+    assert [r.score for r in results[1:]] == [1.0, 1.0, 1.0]
+    assert len(prompts) == 3 and max(len(p) for p in prompts) < 4000  # the 1 MB text was cut
+    assert any("<script>alert(1)</script>" in p for p in prompts)  # sent as text, unchanged
