@@ -23,18 +23,31 @@ records again and writes. A malformed annotation stops pass one, before anything
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Literal
 
 from pydantic import JsonValue
 
-from datamill.errors import DatamillError
+from datamill.adjudication import Verdict, adjudicate, adjudicate_dataset, adjudication_queue
 from datamill.quality import consensus as agg
 from datamill.quality.answers import Survey, TableAgreement, agreement, answers_of
-from datamill.quality.questions import AnswerError, Question, check, from_project, vote_key
+from datamill.quality.lineage import project_questions
+from datamill.quality.questions import Question, vote_key
 from datamill.records import Decision, Record
 from datamill.store import Dataset, Version
+
+__all__ = [  # adjudication lives in its own module; its functions are part of this stage's API
+    "Settings",
+    "Summary",
+    "Verdict",
+    "adjudicate",
+    "adjudicate_dataset",
+    "adjudication_queue",
+    "resolve_dataset",
+    "resolve_record",
+    "survey",
+]
 
 Method = Literal["auto", "majority", "dawid_skene"]
 
@@ -232,133 +245,3 @@ def _decision(
         reasons = "; ".join(f"{n}: {results[n]['reason']}" for n in pending)  # type: ignore[index, call-overload]
         return Decision(outcome="adjudicate", by="+".join(used), reason=reasons, details=details)
     return Decision(outcome="resolved", by="+".join(used), details=details)
-
-
-def adjudication_queue(records: Iterable[Record]) -> Iterator[Record]:
-    """The records waiting for a reviewer, in dataset order (streams)."""
-    for record in records:
-        decision = record.decisions.get("resolve")
-        if decision is not None and decision.outcome == "adjudicate":
-            yield record
-
-
-def adjudicate(
-    record: Record,
-    reviewer: str,
-    value: JsonValue,
-    note: str = "",
-    questions: Mapping[str, Question] | None = None,
-) -> Record:
-    """The record with a reviewer's answer as its final decision.
-
-    ``value`` answers the one question still open, or maps question names to answers (a
-    reviewer may also overrule a resolved question). It is checked against ``questions``
-    (labels, scales) when given, else against the question's kind. The decision names the
-    reviewer and keeps what the aggregation had said."""
-    decision = record.decisions.get("resolve")
-    if decision is None:
-        raise DatamillError(f"record {record.id}: not resolved yet; run resolve first")
-    if not reviewer.strip():
-        raise DatamillError(f"record {record.id}: an adjudication needs the reviewer's name")
-    results: dict[str, dict[str, JsonValue]] = decision.details["questions"]  # type: ignore[assignment]
-    pending = [n for n, r in results.items() if r["status"] == "adjudicate"]
-    if isinstance(value, dict) and value and set(value) <= set(results):
-        given = value
-    elif len(pending) == 1:
-        given = {pending[0]: value}
-    else:
-        open_ = ", ".join(pending) or "none"
-        raise DatamillError(
-            f"record {record.id}: name the question(s) answered (open: {open_}), "
-            "as a mapping from question to answer"
-        )
-    lengths = [len(m.content or "") for m in record.messages]
-    updated = dict(results)
-    for name, answer in given.items():
-        spec = (questions or {}).get(name) or Question(name=name, kind=results[name]["kind"])  # type: ignore[arg-type]
-        try:
-            check(spec, answer, lengths)
-        except AnswerError as e:
-            raise DatamillError(f"record {record.id}: question '{name}': {e}") from None
-        updated[name] = {
-            **results[name],
-            "value": answer,
-            "status": "adjudicated",
-            "reviewer": reviewer,
-            "aggregated": results[name]["value"],
-        }
-    still = [n for n, r in updated.items() if r["status"] == "adjudicate"]
-    details = {
-        **decision.details,
-        "questions": updated,
-        "note": note,
-        "previous": {"by": decision.by, "outcome": decision.outcome, "reason": decision.reason},
-    }
-    final = Decision(
-        outcome="adjudicate" if still else "adjudicated",
-        by=f"reviewer:{reviewer}",
-        reason=note or f"{reviewer} decided {', '.join(sorted(given))}",
-        details=details,  # type: ignore[arg-type]
-    )
-    return record.with_decision("resolve", final)
-
-
-@dataclass(frozen=True)
-class Verdict:
-    reviewer: str
-    value: JsonValue
-    note: str = ""
-
-
-def adjudicate_dataset(
-    dataset: Dataset, verdicts: Mapping[str, Verdict], version: int | None = None
-) -> Version:
-    """A new version with reviewers' verdicts (by record id) applied. An id that is not in
-    the version, or a bad verdict, is an error and nothing is written."""
-    source = dataset.version(version)
-    questions = questions_of(dataset, source.version)
-    left = dict(verdicts)
-    params: dict[str, JsonValue] = {"records": sorted(verdicts)}
-    with dataset.writer("adjudicate", params, parent=source.version) as w:
-        for record in dataset.records(source.version):
-            verdict = left.pop(record.id, None)
-            if verdict is not None:
-                record = adjudicate(
-                    record, verdict.reviewer, verdict.value, verdict.note, questions
-                )
-            w.write(record)
-        if left:
-            raise DatamillError(f"no record {next(iter(left))} in version {source.version}")
-        w.counts["adjudicated"] = len(verdicts)
-    assert w.committed is not None
-    return w.committed
-
-
-def questions_of(dataset: Dataset, version: int | None = None) -> dict[str, Question]:
-    """The questions the latest resolve in a version's lineage used."""
-    for found in _lineage(dataset, version):
-        if found.stage == "resolve":
-            stored = found.params.get("questions") or {}
-            return {n: Question.model_validate(q) for n, q in stored.items()}  # type: ignore[union-attr]
-    return {}
-
-
-def project_questions(dataset: Dataset, version: int | None = None) -> dict[str, Question]:
-    """The questions of every annotation project pulled into a version's lineage (kept in
-    the pull's params); a later pull's question wins over an earlier one of the same name."""
-    out: dict[str, Question] = {}
-    for found in _lineage(dataset, version):
-        configs = found.params.get("questions")
-        if found.stage == "annotate" and isinstance(configs, list):
-            where = f"{dataset.path} version {found.version} params.questions"
-            for name, question in from_project(configs, where).items():
-                out.setdefault(name, question)
-    return out
-
-
-def _lineage(dataset: Dataset, version: int | None) -> Iterator[Version]:
-    current: int | None = dataset.version(version).version
-    while current is not None:
-        found = dataset.version(current)
-        yield found
-        current = found.parent
