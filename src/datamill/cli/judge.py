@@ -75,7 +75,7 @@ def _pairwise_table(title: str, cal: Calibration) -> Table:
 
 def _judge(
     records: list[Record], config: BackendConfig | None, cache: Path | None, max_chars: int | None
-) -> list[Any]:
+) -> list[Record]:
     """The records with the pairwise judge's verdict, with a progress bar."""
     from datamill.checks import run_checks
     from datamill.checks.pairwise import Pairwise
@@ -114,13 +114,15 @@ def _reference(
         reverse=[v[2] for v in verdicts],
     )
     failed = sum(bool(r.checks["pairwise"].details.get("failures")) for r in judged)
-    model = judged[0].provenance.params["judge"]["pairwise"]["models"] if judged else []  # type: ignore[index,call-overload]
-    console.print(_pairwise_table(f"judge {escape(str(model))} vs humans on {name}", cal))
+    entries = [r.provenance.params["judge"] for r in judged if "judge" in r.provenance.params]
+    models = entries[0]["pairwise"]["models"] if entries else []  # type: ignore[index,call-overload]
+    title = f"judge {escape(', '.join(models))} vs humans on {name}"  # type: ignore[arg-type]
+    console.print(_pairwise_table(title, cal))
     if failed:
         console.print(f"  {failed} pairs had a failed judge call (see the records' details)")
     for reason, n in reference.left_out.items():
         console.print(f"  left out of {escape(name)}: {n} pairs ({escape(reason)})")
-    return {"reference": name, "models": model, "failed": failed, **cal.as_dict()}
+    return {"reference": name, "models": models, "failed": failed, **cal.as_dict()}
 
 
 def _dataset(path: Path, version: int | None, question: str | None) -> dict[str, Any]:
