@@ -70,6 +70,7 @@ class Summary:
     methods: dict[str, str]
     agreement: list[TableAgreement]
     open_questions: Counter[str]  # how many records each question sends to adjudication
+    models: list[agg.Strength]  # Bradley–Terry over the models behind compared candidates
 
 
 def survey(
@@ -127,6 +128,9 @@ def resolve_dataset(
             "alpha": {t.key: t.alpha for t in table},  # type: ignore[dict-item]
             "adjudicate_by_question": dict(open_questions),  # type: ignore[dict-item]
         }
+        models = agg.strengths(found.model_wins)
+        if models:
+            w.stats["models"] = {m.name: asdict(m) for m in models}  # type: ignore[misc]
     assert w.committed is not None
     return Summary(
         w.committed,
@@ -136,6 +140,7 @@ def resolve_dataset(
         methods,
         table,
         open_questions,
+        models,
     )
 
 

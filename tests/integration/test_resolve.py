@@ -103,6 +103,9 @@ def test_resolve_writes_decisions_and_an_adjudication_queue(dataset: Dataset) ->
 
     queue = list(adjudication_queue(dataset.records()))
     assert [r.id for r in queue] == [records[2].id, records[3].id]
+    # Two annotators preferred m2's candidate over m1's; the tie compares nothing.
+    assert [(m.name, m.wins, m.losses) for m in summary.models] == [("m2", 2, 0), ("m1", 0, 2)]
+    assert version.stats["models"]["m2"]["wins"] == 2  # type: ignore[index, call-overload]
     by_key = {t.key: t for t in summary.agreement}
     assert set(by_key) == {"safe", "quality", "better"}
     assert by_key["safe"].items == 3 and by_key["safe"].alpha is not None

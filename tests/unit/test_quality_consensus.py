@@ -162,6 +162,31 @@ def test_bradley_terry_never_winning_stays_finite() -> None:
     assert agg.bradley_terry([], 3) == [0.0, 0.0, 0.0]
 
 
+@pytest.mark.parametrize(
+    ("kind", "value", "pairs"),
+    [
+        ("pairwise", {"chosen": 1, "rejected": 0, "tie": False}, [(1, 0)]),
+        ("pairwise", {"chosen": None, "rejected": None, "tie": True}, []),
+        ("pairwise", "B", [(1, 0)]),
+        ("pairwise", {"choice": "A", "strength": 2}, [(0, 1)]),
+        ("pairwise", "tie", []),
+        ("ranking", [2, 0, 1], [(2, 0), (2, 1), (0, 1)]),
+        ("ranking", ["x", "y"], []),
+        ("label", "A", []),
+    ],
+)
+def test_candidate_pairs(kind: str, value: object, pairs: list[tuple[int, int]]) -> None:
+    assert agg.candidate_pairs(kind, value) == pairs  # type: ignore[arg-type]
+
+
+def test_model_strengths_order_models_by_human_preference() -> None:
+    wins = Counter({("big", "small"): 30, ("small", "big"): 10, ("small", "tiny"): 25})
+    wins[("tiny", "small")] = 5
+    got = agg.strengths(wins)
+    assert [s.name for s in got] == ["big", "small", "tiny"]
+    assert (got[0].wins, got[0].losses) == (30, 10) and got[1].wins == 35
+
+
 def test_ranking_consensus_and_kendall_agreement() -> None:
     out = agg.ranking([[2, 0, 1], [2, 0, 1], [2, 1, 0]], min_agreement=0.5)
     assert out.value == [2, 0, 1] and out.resolved

@@ -16,6 +16,7 @@ from datamill.errors import DatamillError
 
 if TYPE_CHECKING:
     from datamill.quality.answers import TableAgreement
+    from datamill.quality.consensus import Strength
     from datamill.quality.questions import Question
 
 QuestionsOpt = Annotated[
@@ -114,6 +115,17 @@ def resolve(
         )
     if summary.agreement:
         console.print(_agreement_table(summary.agreement, summary.methods))
+    if summary.models:
+        console.print(_models_table(summary.models))
+
+
+def _models_table(models: list[Strength]) -> Table:
+    table = Table(title="human preference between models (Bradley–Terry)")
+    for column in ("model", "strength", "wins", "losses"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for m in models:
+        table.add_row(escape(m.name), f"{m.score:+.2f}", str(m.wins), str(m.losses))
+    return table
 
 
 @app.command()
@@ -133,6 +145,10 @@ def agreement(
         return
     console.print(_agreement_table(rows))
     console.print(_annotator_table(rows))
+    if found.model_wins:
+        from datamill.quality.consensus import strengths
+
+        console.print(_models_table(strengths(found.model_wins)))
 
 
 def _annotator_table(rows: list[TableAgreement]) -> Table:

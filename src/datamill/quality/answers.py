@@ -10,6 +10,7 @@ answers, by a few bytes each, not with the records.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +25,7 @@ from datamill.quality.agreement import (
     mean_pairwise_cohen,
     table_fleiss_kappa,
 )
+from datamill.quality.consensus import candidate_pairs
 from datamill.quality.questions import AnswerError, Question, check, infer, vote_key
 from datamill.records import Record
 
@@ -98,15 +100,24 @@ class Survey:
     low: dict[str, float] = field(default_factory=dict)
     high: dict[str, float] = field(default_factory=dict)
     owner: dict[str, str] = field(default_factory=dict)  # table key → question name
+    # Human comparisons between the models behind a record's candidates: (winner, loser) → n
+    model_wins: Counter[tuple[str, str]] = field(default_factory=Counter)
     _label_sets: dict[str, list[tuple[int, str, frozenset[str]]]] = field(default_factory=dict)
 
     def add(self, index: int, record: Record) -> None:
         self.records += 1
         answers = answers_of(record, self.questions, self.where, self.learn)
         self.annotated += bool(answers)
+        models = [c.model for c in record.candidates]
         for name, by in answers.items():
+            kind = self.questions[name].kind
             for annotator, value in by.items():
                 self._table(index, name, annotator, value)
+                for better, worse in candidate_pairs(kind, value):
+                    named = max(better, worse) < len(models)
+                    pair = (models[better], models[worse]) if named else (None, None)
+                    if pair[0] and pair[1] and pair[0] != pair[1]:
+                        self.model_wins[pair] += 1  # type: ignore[index]
         for name, value in gold_of(record, self.questions, self.where).items():
             for key, v in self._cells(name, value):
                 table = self._get(key, self.questions[name])

@@ -31,7 +31,7 @@ from pydantic import JsonValue
 
 from datamill.errors import MissingDependency
 from datamill.quality.agreement import AnswerTable, kendall_w
-from datamill.quality.questions import text_of
+from datamill.quality.questions import text_of, vote_key
 
 
 @dataclass
@@ -165,6 +165,45 @@ def text(values: Sequence[JsonValue], min_agreement: float) -> Outcome:
     best = int(np.argmax(sim.sum(axis=1)))
     agreement = float((sim[best].sum() - 1.0) / (len(texts) - 1))
     return _judge(values[best], agreement, min_agreement, chosen=best)
+
+
+def candidate_pairs(kind: str, value: JsonValue) -> list[tuple[int, int]]:
+    """(better, worse) candidate indices in one pairwise or ranking answer; a tie, or a
+    choice that names no candidate index, gives none. ``"A"``/``"B"`` are the first and
+    second candidates."""
+    if kind == "ranking" and isinstance(value, list):
+        order = [v for v in value if isinstance(v, int)]
+        return list(itertools.combinations(order, 2)) if len(order) == len(value) else []
+    if kind != "pairwise":
+        return []
+    if isinstance(value, dict) and isinstance(value.get("chosen"), int):
+        if isinstance(value.get("rejected"), int):
+            return [(value["chosen"], value["rejected"])]  # type: ignore[list-item]
+        return []
+    side = {"A": 0, "B": 1}.get(vote_key(value))  # type: ignore[arg-type]
+    return [] if side is None else [(side, 1 - side)]
+
+
+@dataclass
+class Strength:
+    name: str
+    score: float  # Bradley–Terry log-strength, centred on 0
+    wins: int
+    losses: int
+
+
+def strengths(wins: Counter[tuple[str, str]]) -> list[Strength]:
+    """Bradley–Terry over (winner, loser) counts, strongest first."""
+    names = sorted({n for pair in wins for n in pair})
+    index = {n: i for i, n in enumerate(names)}
+    pairs = [(index[w], index[lo]) for (w, lo), n in wins.items() for _ in range(n)]
+    scores = bradley_terry(pairs, len(names))
+    won, lost = Counter[str](), Counter[str]()
+    for (w, lo), n in wins.items():
+        won[w] += n
+        lost[lo] += n
+    out = [Strength(n, round(scores[index[n]], 4), won[n], lost[n]) for n in names]
+    return sorted(out, key=lambda s: -s.score)
 
 
 def bradley_terry(pairs: Sequence[tuple[int, int]], n: int, alpha: float = 0.01) -> list[float]:
