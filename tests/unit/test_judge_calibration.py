@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import random
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +19,7 @@ from datamill.quality.calibration import (
     position_bias,
     spearman,
 )
-from support import require
+from support import require, skip_or_fail
 
 
 @pytest.fixture(autouse=True)
@@ -106,3 +108,39 @@ def test_calibrate_ratings() -> None:
     assert figures["spearman"] == pytest.approx(1.0)
     assert figures["pairwise_accuracy"] == 1.0
     assert figures["kappa_quadratic"] > 0.8
+
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "llmbar"
+
+
+@pytest.mark.parametrize(
+    ("result", "figures"),
+    [
+        # Upstream's statistics.json: correct_False, correct_True, correct_both, equal,
+        # kappa_agreement (between the two orders).
+        ("Natural/evaluators_GPT-4_Vanilla_result.json", (0.95, 0.96, 0.93, 0.95, 0.8977)),
+        (
+            "Processed_MT-Bench/evaluators_GPT-4_Vanilla_NoRules_result.json",
+            (0.795, 0.825, 0.745, 0.87, 0.7401),
+        ),
+    ],
+)
+def test_gpt4_verdicts_give_llmbars_published_figures(result: str, figures: tuple) -> None:
+    """GPT-4's real verdicts on LLMBar, in both orders, through these functions, give the
+    figures LLMBar published for them."""
+    path = SHARED / result
+    if not path.is_file():
+        skip_or_fail(f"{path} is missing (the shared data set beside the repository)")
+    rows = json.loads(path.read_text())
+    human = [int(r["label"]) for r in rows]
+    shown = [int(r["results"][0]["swap = False"]["winner"]) for r in rows]
+    swapped = [int(r["results"][0]["swap = True"]["winner"]) for r in rows]  # original terms
+    reverse = [3 - w for w in swapped]  # as shown: the second response was shown first
+    consistent = [a if a == b else None for a, b in zip(shown, swapped, strict=True)]
+    cal = calibrate_pairwise(consistent, human, forward=shown, reverse=reverse)
+    first, second, both, equal, kappa = figures
+    assert pairwise_accuracy(shown, human) == pytest.approx(first)
+    assert pairwise_accuracy(swapped, human) == pytest.approx(second)
+    assert cal.accuracy == pytest.approx(both)
+    assert cal.position_bias is not None and cal.position_bias.consistency == pytest.approx(equal)
+    assert cohen_kappa(shown, swapped) == pytest.approx(kappa, abs=1e-4)
