@@ -136,11 +136,13 @@ def issue_token(s: Session, user: User, name: str) -> str:
 
 
 def token_user(s: Session, token: str) -> User | None:
-    row = s.scalar(
-        select(ApiToken).where(ApiToken.token_hash == digest(token), ApiToken.revoked.is_(False))
+    return s.scalar(
+        select(User)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(
+            ApiToken.token_hash == digest(token), ApiToken.revoked.is_(False), User.active.is_(True)
+        )
     )
-    user = s.get(User, row.user_id) if row is not None else None
-    return user if user is not None and user.active else None
 
 
 def login_blocked(
