@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -61,9 +60,8 @@ def pct(values: list[float], q: float) -> float:
 
 
 def report(name: str, run: Run) -> None:
-    print(
-        f"{name}: throughput {run.submitted / run.seconds:.1f} submits/s ({run.submitted} in {run.seconds:.1f} s)"
-    )
+    rate = run.submitted / run.seconds
+    print(f"{name}: throughput {rate:.1f} submits/s ({run.submitted} in {run.seconds:.1f} s)")
     for what, values in (("next", run.next_ms), ("submit", run.submit_ms)):
         print(f"{name}: {what} p50 {pct(values, 0.5):.1f} ms")
         print(f"{name}: {what} p99 {pct(values, 0.99):.1f} ms")
