@@ -48,6 +48,7 @@ class Job(BaseModel):
     task: str | None = None
     domain: str | None = None
     language: str | None = None
+    review: dict[str, Any] | None = None  # adjudication items, for reviewers: earlier answers
 
 
 class Timing(BaseModel):

@@ -86,10 +86,13 @@ def get_assignment(session: Session, assignment_id: int, user: User) -> Assignme
 def item_for_annotator(session: Session, assignment: Assignment) -> dict[str, Any]:
     """What the annotator of ``assignment`` is shown: the conversation, the candidates in
     this assignment's screen order, the questions and guidelines. No gold answers, no
-    other responses, nothing that says whether the item is gold, and no candidate's model."""
+    other responses, nothing that says whether the item is gold, and no candidate's model.
+    An adjudication item (``adjudication.py``) also has its earlier answers, under
+    ``review``, shown to reviewers and admins only."""
     item = session.get_one(Item, assignment.item_id)
     project = session.get_one(Project, assignment.project_id)
     candidates = item.payload.get("candidates", [])
+    reviewer = session.get_one(User, assignment.user_id).role in {"reviewer", "admin"}
     return {
         "assignment_id": assignment.id,
         "project": project.name,
@@ -102,6 +105,7 @@ def item_for_annotator(session: Session, assignment: Assignment) -> dict[str, An
         "task": item.payload.get("task"),
         "domain": item.payload.get("domain"),
         "language": item.language,
+        "review": item.payload.get("review") if reviewer else None,
     }
 
 
