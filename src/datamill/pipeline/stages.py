@@ -167,3 +167,8 @@ def _export(ctx: StepContext, params: ExportParams) -> StepOutcome:
     files = [*report.paths.values(), *([report.card] if report.card else [])]
     summary = f"{params.format}: {report.written} rows → {path}"
     return StepOutcome(files=files, summary=summary)
+
+
+# The stages where people answer (annotate, resolve, adjudicate) and the report register
+# themselves from their own module.
+from datamill.pipeline import human  # noqa: E402, F401
