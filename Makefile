@@ -16,7 +16,7 @@ CROWD_PKG := crowd-kit>=1.4.2,<1.5
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: demo test lint bench-llm bench-dedup clean
+.PHONY: demo test lint bench-llm bench-dedup bench-annotate clean
 
 demo: $(VENV)/.installed-demo
 	$(BIN)/datamill demo
@@ -55,6 +55,11 @@ bench-llm: $(VENV)/.installed-dev
 # benchmarks/.venv-dedup, on first use): docs/s, memory, precision and recall.
 bench-dedup: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/dedup.py
+
+# The annotation app under N simulated annotators on SQLite and PostgreSQL, and Label Studio
+# (installed into its own venv, benchmarks/.venv-labelstudio, on first use) on the same load.
+bench-annotate: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/annotate_load.py
 
 clean:
 	rm -rf $(VENV) out
