@@ -4,8 +4,13 @@ SQLite and PostgreSQL; a run killed with SIGKILL resumes without redoing finishe
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +24,7 @@ from support import require
 require("sqlalchemy", "pip install 'datamill[annotate]'")
 
 from datamill.annotate import db, service  # noqa: E402
+from datamill.errors import InputError  # noqa: E402
 from datamill.llm.config import BackendConfig  # noqa: E402
 from datamill.llm.stub_server import StubServer  # noqa: E402
 from datamill.pipeline import load_pipeline, run_pipeline  # noqa: E402
@@ -136,3 +142,58 @@ def test_annotate_pauses_then_resolve_and_adjudicate_close_the_loop(
             decision = final[tie.id].decisions["resolve"]
             assert (decision.outcome, decision.by) == ("adjudicated", "reviewer:rev")
         assert (out / "exports" / "preference.jsonl").exists() and (out / "report.html").exists()
+
+
+def test_a_killed_run_resumes_without_redoing_finished_steps(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with StubServer(latency=0.05) as server:
+        cmd = [
+            *(sys.executable, "-m", "datamill", "run", str(recipe(tmp_path)), "--out", str(out)),
+            *("--n", "6", "--backend", "openai", "--base-url", server.url, "--model", "stub"),
+        ]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while not (out / "pipeline.json").exists():  # generation is done: kill it now
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.005)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        calls = sum(server.calls.values())
+        rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert rerun.returncode == 0, rerun.stderr
+        assert sum(server.calls.values()) == calls  # nothing generated twice
+    steps = [line.split()[0] for line in rerun.stdout.splitlines() if line.startswith("  ")]
+    assert "generate" not in steps and steps[-1] == "annotate"
+    assert "paused: annotate: 0 of 6 items" in " ".join(rerun.stdout.split())
+    dataset = Dataset.open(out / "dataset")
+    assert [v.stage for v in dataset.versions].count("generate") == 1
+    assert dataset.versions[-1].stage == "route"
+
+
+def test_a_missing_project_without_questions_is_a_clear_error(tmp_path: Path) -> None:
+    text = recipe(tmp_path).read_text()
+    start, end = text.index("      questions:"), text.index("  - resolve")
+    (tmp_path / "loop.yaml").write_text(text[:start] + text[end:])
+    with StubServer() as server:
+        backend = {"generator": BackendConfig(kind="openai", base_url=server.url, model="stub")}
+        with pytest.raises(InputError, match="project 'loop-review' does not exist; give its"):
+            run_pipeline(load_pipeline(tmp_path / "loop.yaml"), tmp_path / "out", 2, backend)
+
+
+@pytest.mark.parametrize(
+    ("stage", "message"),
+    [
+        ("  - annotate: {}\n", "annotate.project"),
+        ("  - annotate: {project: '<script>'}\n", "annotate.project"),
+        ("  - annotate: {project: p, overlap: 0}\n", "annotate.overlap"),
+        ("  - resolve: {min_agreement: 2}\n", "resolve.min_agreement"),
+        ("  - adjudicate: {project: p, reviewer: [x]}\n", "adjudicate.reviewer"),
+    ],
+)
+def test_bad_human_stage_parameters_are_refused_before_anything_runs(
+    tmp_path: Path, stage: str, message: str
+) -> None:
+    text = recipe(tmp_path).read_text()
+    (tmp_path / "loop.yaml").write_text(text[: text.index("stages:")] + "stages:\n" + stage)
+    with pytest.raises(InputError, match=re.escape(message)):
+        load_pipeline(tmp_path / "loop.yaml")
