@@ -10,11 +10,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from datamill.checks import make_check, run_checks
-from datamill.checks.lsh import BandIndex, jaccard
+from datamill.checks.lsh import BandIndex, SketchStore, Spill, jaccard
 from datamill.checks.near_dup import NearDup, chunks
-from datamill.checks.shingles import Shingling, normalise, sketch_texts, word_hashes
+from datamill.checks.shingles import (
+    Shingling,
+    distinct,
+    normalise,
+    sketch_texts,
+    word_hashes,
+)
 from datamill.errors import DatamillError
 from datamill.records import CheckResult, Message, Provenance, Record
 from datamill.store import Dataset
@@ -202,15 +210,62 @@ def test_words_are_the_same_wherever_they_sit_and_whatever_the_script() -> None:
 
 
 def test_the_band_index_finds_every_text_in_a_bucket_as_it_grows() -> None:
-    index, rng = BandIndex(bits=4), np.random.default_rng(0)
+    index, rng = BandIndex(), np.random.default_rng(0)
     shared = np.uint64(12345)
     for batch in range(20):
         keys = rng.integers(1, 2**64, 100, dtype=np.uint64)
         keys[0] = shared
         index.add(keys, np.arange(batch * 100, batch * 100 + 100))
-    positions, found = index.lookup(np.array([shared, np.uint64(7)], dtype=np.uint64))
+    positions, found = index.lookup(np.array([shared, np.uint64(7 << 40)], dtype=np.uint64))
     assert positions.tolist() == [0] * 20
     assert sorted(found.tolist()) == list(range(0, 2000, 100))
+
+
+KEYS = st.sampled_from(
+    # a few keys, so that buckets fill; two agree on the top bits that the index compares
+    [1, 2**60, 2**63 + 5, 0xABCDEF0123456789, 0xABCDEF0123456789 ^ 0xFFF, 2**64 - 1]
+) | st.integers(0, 2**64 - 1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(KEYS, max_size=40), max_size=12), st.lists(KEYS, max_size=20))
+def test_the_band_index_answers_as_a_dict_would(batches: list[list[int]], asked: list[int]) -> None:
+    index, truth, number, shift = BandIndex(), {}, 0, 64 - BandIndex.KEY_BITS
+    for batch in batches:
+        ids = np.arange(number, number + len(batch))
+        index.add(np.array(batch, np.uint64), ids)
+        for key, i in zip(batch, ids.tolist(), strict=True):
+            truth.setdefault(key >> shift, []).append(i)
+        number += len(batch)
+    positions, found = index.lookup(np.array(asked, np.uint64))
+    assert positions.dtype == np.int64 and found.dtype == np.uint32
+    got = sorted(zip(positions.tolist(), found.tolist(), strict=True))
+    want = sorted((p, i) for p, key in enumerate(asked) for i in truth.get(key >> shift, []))
+    assert got == want
+
+
+def test_spilled_strings_and_sketches_come_back_as_they_went() -> None:
+    spill, words = Spill(), ["", "r1", "é\u00e9 \u202e<script>", "x" * 5000]
+    for round_ in range(300):  # past the first allocation of ends
+        encoded = [f"{w}{round_}".encode() for w in words]
+        spill.add(b"".join(encoded), np.cumsum([len(e) for e in encoded]))
+    assert spill.count == 1200
+    assert spill.get(2).decode() == "é\u00e9 \u202e<script>0"
+    assert spill.get(1199).decode() == "x" * 5000 + "299"
+    store = SketchStore()
+    store.add(np.array([9, 3, 3, 7, 1], np.uint32), np.array([0, 4, 5]))
+    assert store.get(0).tolist() == [3, 7, 9] and store.get(1).tolist() == [1]
+
+
+def test_a_long_text_keeps_its_smallest_distinct_shingles() -> None:
+    rng = random.Random(7)
+    texts = [document(rng, 40), document(rng, 900), "just three words"]
+    sk = sketch_texts(texts, Shingling(sketch=100))
+    assert sk.sizes.tolist()[1:] == [896, 1]
+    whole = sketch_texts(texts[1:2], Shingling(sketch=10_000))
+    kept = sk.hashes[sk.offsets[1] : sk.offsets[2]]
+    assert kept.tolist() == distinct(whole.hashes)[:100].tolist()
+    assert np.array_equal(sk.keys[1], whole.keys[0])  # cutting the sketch leaves the keys
 
 
 def test_jaccard_is_exact_on_whole_sets_and_estimated_on_bottom_k() -> None:

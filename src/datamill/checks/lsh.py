@@ -1,133 +1,145 @@
-"""What near-duplicate detection remembers: LSH buckets and per-text shingle sketches.
+"""What near-duplicate detection remembers: LSH buckets in memory, sketches on disk.
 
-Both live in numpy arrays rather than Python dicts and lists, so that a text costs 24 to
-48 bytes per band (a half-full hash table of 12-byte slots) plus 4 bytes per kept shingle
-hash, not a few hundred bytes of Python objects.
+A kept text costs 8 bytes per band in memory (128 bytes with the default 16 bands) and 8
+per spilled item (its sketch, its id) for where the item lies in a temporary file. The
+shingle sketches themselves (4 bytes a shingle) and the ids go to that file, unlinked on
+creation, and are read back only for the few LSH candidates that need verifying.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
+import os
+import tempfile
+from itertools import pairwise
 
 import numpy as np
 
+from datamill.checks.shingles import distinct
+
+_PART_BITS = 3  # keys fall into 8 parts by their top bits
+_LOW32 = np.uint64(0xFFFFFFFF)
+
 
 class BandIndex:
-    """LSH buckets: (band key, text number) pairs in an open-addressing hash table.
+    """LSH buckets: (band key, text number) pairs in sorted numpy arrays.
 
-    A key's home slot is its top bits; collisions probe forward (linear probing, no
-    wrap-around: the table has spare slots past the last home, the last one always
-    empty). A key is stored once per text in its bucket; a lookup probes from the home
-    slot up to the next empty one. Keys are handled in sorted order, so the table is
-    walked from start to end. At most half the homes are used: past that, the table is
-    rebuilt twice as large in one vectorised pass.
+    Keys fall into 8 parts by their top 3 bits. A part keeps each pair as one uint64, the
+    next 32 bits of the key above the text number, in two sorted runs: new pairs merge into
+    the small run, and the small run into the large one once it reaches a quarter of its
+    size, so a pair is copied a handful of times in all and a merge copies one part, not the
+    whole index. A lookup is a binary search in each run. Keys that agree on their top 35
+    bits are taken as equal: the rare stranger this lets in is a candidate that fails
+    verification.
     """
 
-    def __init__(self, bits: int = 18) -> None:
-        self._bits, self._count = bits, 0
-        self._keys = np.zeros((1 << bits) + _SPARE, np.uint64)  # 0 marks an empty slot
-        self._ids = np.zeros(len(self._keys), np.uint32)
+    KEY_BITS = 32 + _PART_BITS  # the top bits of a key that count
+
+    def __init__(self) -> None:
+        empty = np.zeros(0, np.uint64)
+        self._runs = [[empty, empty] for _ in range(1 << _PART_BITS)]  # large, small
 
     def add(self, keys: np.ndarray, ids: np.ndarray) -> None:
-        keys = _nonzero(keys.ravel())
-        order = np.argsort(keys)
-        keys, ids = keys[order], ids.ravel()[order].astype(np.uint32)
-        self._count += len(keys)
-        if 2 * self._count <= 1 << self._bits:
-            left = self._insert(keys, ids)
-            keys, ids = keys[left], ids[left]
-        if len(keys):
-            used = self._keys != 0
-            keys = np.concatenate([self._keys[used], keys])
-            ids = np.concatenate([self._ids[used], ids])
-            while 2 * self._count > 1 << self._bits:
-                self._bits += 1
-            self._build(keys, ids)
-
-    def _home(self, keys: np.ndarray) -> np.ndarray:
-        return (keys >> np.uint64(64 - self._bits)).astype(np.int64)
-
-    def _build(self, keys: np.ndarray, ids: np.ndarray) -> None:
-        """Place every pair at once: sorted by home, each goes to its home or just after
-        the one before it, whichever is later."""
-        order = np.argsort(keys, kind="stable")  # nearly sorted already
-        keys, ids = keys[order], ids[order]
-        rank = np.arange(len(keys))
-        slots = np.maximum.accumulate(self._home(keys) - rank) + rank
-        size = max((1 << self._bits) + _SPARE, int(slots[-1]) + 2 if len(slots) else 0)
-        self._keys, self._ids = np.zeros(size, np.uint64), np.zeros(size, np.uint32)
-        self._keys[slots], self._ids[slots] = keys, ids
-
-    def _insert(self, keys: np.ndarray, ids: np.ndarray) -> np.ndarray:
-        """Place new pairs, sorted by key, among the stored ones. Returns the indices of
-        those that would have reached the last slot, left out."""
-        slots, waiting, last = self._home(keys), np.arange(len(keys)), len(self._keys) - 1
-        while len(waiting):
-            # slots stay sorted: the first of equal slots wins it, if it is free
-            here = slots[waiting]
-            first = np.ones(len(waiting), bool)
-            first[1:] = here[1:] != here[:-1]
-            won = first & (self._keys[here] == 0)
-            if here[won].max(initial=0) >= last:
-                return waiting
-            self._keys[here[won]], self._ids[here[won]] = keys[waiting[won]], ids[waiting[won]]
-            waiting = waiting[~won]
-            slots[waiting] += 1
-        return waiting
+        order, bounds, low = _by_part(keys.ravel(), full=False)
+        packed = low | ids.ravel()[order].astype(np.uint64)
+        for p, (start, end) in enumerate(pairwise(bounds)):
+            if start == end:
+                continue
+            large, small = self._runs[p]
+            small = np.sort(np.concatenate([small, np.sort(packed[start:end])]), kind="stable")
+            if 4 * len(small) >= len(large):  # stable sort of two sorted runs: a merge
+                large, small = np.sort(np.concatenate([large, small]), kind="stable"), small[:0]
+            self._runs[p] = [large, small]
 
     def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Every stored pair whose key is asked for: the position of the key in ``keys``
         and the text number stored under it."""
-        order = np.argsort(keys)
-        keys = _nonzero(keys[order])
-        slots, active = self._home(keys), np.arange(len(keys))
+        order, bounds, low = _by_part(keys, full=True)  # sorted needles search faster
         positions, found = [np.zeros(0, np.int64)], [np.zeros(0, np.uint32)]
-        while len(active):
-            here = slots[active]
-            stored = self._keys[here]
-            match = stored == keys[active]
-            positions.append(order[active[match]])
-            found.append(self._ids[here[match]])
-            active = active[stored != 0]
-            slots[active] += 1
+        for p, (start, end) in enumerate(pairwise(bounds)):
+            want = low[start:end]
+            for run in self._runs[p]:
+                if not len(run) or not len(want):
+                    continue
+                first = np.searchsorted(run, want)
+                near = run[np.minimum(first, len(run) - 1)]
+                hit = np.flatnonzero((near ^ want) <= _LOW32)  # the same 32 key bits
+                if not len(hit):
+                    continue
+                firsts = first[hit]
+                counts = np.searchsorted(run, want[hit] | _LOW32, side="right") - firsts
+                ends = np.cumsum(counts)
+                at = np.arange(ends[-1]) + np.repeat(firsts - ends + counts, counts)
+                positions.append(np.repeat(order[start + hit], counts))
+                found.append((run[at] & _LOW32).astype(np.uint32))
         return np.concatenate(positions), np.concatenate(found)
 
     @property
     def nbytes(self) -> int:
-        return self._keys.nbytes + self._ids.nbytes
+        return sum(run.nbytes for runs in self._runs for run in runs)
 
 
-_SPARE = 1024
+def _by_part(keys: np.ndarray, full: bool) -> tuple[np.ndarray, list[int], np.ndarray]:
+    """An order of ``keys`` that groups them by part (that sorts them, if ``full``), where
+    each part begins and ends in it, and the next 32 bits of each key in that order,
+    shifted up to make room for a text number."""
+    part = (keys >> np.uint64(64 - _PART_BITS)).astype(np.uint8)
+    order = np.argsort(keys) if full else np.argsort(part, kind="stable")  # radix on bytes
+    bounds = np.searchsorted(part[order], np.arange((1 << _PART_BITS) + 1)).tolist()
+    return order, bounds, (keys[order] >> np.uint64(32 - _PART_BITS)) << np.uint64(32)
 
 
-def _nonzero(keys: np.ndarray) -> np.ndarray:
-    return np.where(keys == 0, np.uint64(1), keys)
-
-
-class SketchStore:
-    """The sorted shingle-hash sketch of every indexed text, numbered from 0 in order."""
+class Spill:
+    """Byte strings appended to a temporary file (unlinked at once, gone when closed) and
+    read back by number; memory holds 8 bytes per string, where it ends."""
 
     def __init__(self) -> None:
-        self._firsts: list[int] = []
-        self._hashes: list[np.ndarray] = []
-        self._offsets: list[np.ndarray] = []
+        self._file = tempfile.TemporaryFile(buffering=0)  # noqa: SIM115 (lives with self)
+        self._ends = np.zeros(1024, np.int64)
         self.count = 0
 
-    def add(self, hashes: np.ndarray, offsets: np.ndarray) -> None:
-        """Texts in order, as flat sorted hashes and their offsets."""
-        self._firsts.append(self.count)
-        self._hashes.append(hashes)
-        self._offsets.append(offsets)
-        self.count += len(offsets) - 1
+    def add(self, data: bytes | memoryview, ends: np.ndarray) -> None:
+        """Strings in order: their bytes, one after another, and where each ends in them."""
+        if self.count + len(ends) >= len(self._ends):
+            grown = np.zeros(2 * (self.count + len(ends)), np.int64)
+            grown[: self.count + 1] = self._ends[: self.count + 1]
+            self._ends = grown
+        end = int(self._ends[self.count])
+        self._ends[self.count + 1 : self.count + 1 + len(ends)] = end + np.asarray(ends)
+        view = memoryview(data).cast("B")
+        while view:  # an unbuffered write may take part of the bytes
+            view = view[self._file.write(view) :]
+        self.count += len(ends)
 
-    def get(self, number: int) -> np.ndarray:
-        chunk = bisect_right(self._firsts, number) - 1
-        offsets, at = self._offsets[chunk], number - self._firsts[chunk]
-        return self._hashes[chunk][offsets[at] : offsets[at + 1]]
+    def get(self, number: int) -> bytes:
+        start, end = self._ends[number : number + 2].tolist()
+        return os.pread(self._file.fileno(), end - start, start)
 
     @property
     def nbytes(self) -> int:
-        return sum(h.nbytes + o.nbytes for h, o in zip(self._hashes, self._offsets, strict=True))
+        return self._ends.nbytes
+
+
+class SketchStore:
+    """The shingle-hash sketch of every indexed text, numbered from 0 in order, spilled."""
+
+    def __init__(self) -> None:
+        self._spill = Spill()
+
+    def add(self, hashes: np.ndarray, offsets: np.ndarray) -> None:
+        """Texts in order, as flat uint32 hashes and their offsets (from 0)."""
+        self._spill.add(np.ascontiguousarray(hashes, np.uint32), 4 * np.asarray(offsets[1:]))
+
+    def get(self, number: int) -> np.ndarray:
+        """The text's sketch as a sorted set."""
+        return distinct(np.frombuffer(self._spill.get(number), np.uint32))
+
+    @property
+    def count(self) -> int:
+        return self._spill.count
+
+    @property
+    def nbytes(self) -> int:
+        return self._spill.nbytes
 
 
 def jaccard(a: np.ndarray, b: np.ndarray, k: int) -> float:

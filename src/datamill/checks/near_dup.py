@@ -2,17 +2,17 @@
 text whose n-gram set overlaps an earlier one's by ``threshold`` (Jaccard) or more fails.
 
 Texts are shingled and hashed in worker processes, a batch at a time (see
-:mod:`datamill.checks.shingles`); the parent keeps the LSH buckets and a sketch of each kept
-text, and verifies every LSH candidate on the sketches, so a bucket collision alone never
-fails a record. Only texts that pass are indexed: a duplicate is reported against a text
-that was kept. With ``reference``, another dataset's texts are indexed first and any match
-against them fails too.
+:mod:`datamill.checks.shingles`); the parent keeps the LSH buckets and verifies every LSH
+candidate on shingle sketches, so a bucket collision alone never fails a record. Only
+texts that pass are indexed: a duplicate is reported against a text that was kept. With
+``reference``, another dataset's texts are indexed first and any match against them fails
+too.
 
-Memory grows with kept texts only: 24 to 48 bytes per band in the LSH hash table (0.4 to
-0.8 KB with the default 16 bands), 4 bytes per distinct shingle up to ``sketch`` (about
-0.8 KB for a 200-word text) and the record id: about 1.3 KB per kept text in all.
-``benchmarks/dedup.py`` measures speed, memory, precision and recall against datasketch
-and rensa.
+Memory grows with kept texts only, and little: 8 bytes per band in the LSH index (128
+bytes with the default 16 bands) and 16 bytes for where the text's sketch and id lie in
+temporary files (4 bytes per shingle, up to ``sketch``, and the id's bytes), which are
+read back only for candidates (see :mod:`datamill.checks.lsh`). ``benchmarks/dedup.py``
+measures speed, memory, precision and recall against datasketch and rensa.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from typing import get_args
 import numpy as np
 
 from datamill.checks.base import BatchCheck, Part, text_of
-from datamill.checks.lsh import BandIndex, SketchStore, jaccard
+from datamill.checks.lsh import BandIndex, SketchStore, Spill, jaccard
 from datamill.checks.registry import register
-from datamill.checks.shingles import Shingling, Sketched, sketch_texts
+from datamill.checks.shingles import Shingling, Sketched, distinct, sketch_texts
 from datamill.records import CheckResult, Record
 from datamill.store import Dataset
 
@@ -103,8 +103,7 @@ class NearDup(BatchCheck):
         self.on, self.threshold, self.reference = check_part(on), threshold, reference
         self.how = Shingling(ngram, num_perm, bands, rows, sketch)
         self.workers = workers or min(os.cpu_count() or 1, MAX_WORKERS)
-        self._index, self._sketches = BandIndex(), SketchStore()
-        self._ids: list[str] = []  # of indexed texts, by number
+        self._index, self._sketches, self._ids = BandIndex(), SketchStore(), Spill()
         self._in_reference = 0  # indexed texts numbered below this are the reference's
         self._reference_pending = reference is not None
         self._pool: ProcessPoolExecutor | None = None
@@ -131,7 +130,7 @@ class NearDup(BatchCheck):
             async for start, sketched in self._sketched(texts):
                 keep = np.flatnonzero(sketched.sizes)
                 self._add(sketched, keep, [ids[start + i] for i in keep])
-        self._in_reference = len(self._ids)
+        self._in_reference = self._ids.count
 
     async def _sketched(self, texts: list[str]) -> AsyncIterator[tuple[int, Sketched]]:
         """Sketches of consecutive chunks of ``texts``, in order, computed in parallel."""
@@ -160,33 +159,45 @@ class NearDup(BatchCheck):
         indexed, local = self._candidates(sketched.keys), _within(sketched.keys)
         offsets, k = sketched.offsets.tolist(), self.how.sketch
         kept = (sketched.sizes > 0).tolist()
+        sets: dict[int, np.ndarray] = {}
+
+        def own(i: int) -> np.ndarray:
+            if i not in sets:
+                sets[i] = distinct(sketched.hashes[offsets[i] : offsets[i + 1]])
+            return sets[i]
+
         scores: dict[int, float] = {}
         failed: dict[int, CheckResult] = {}
         for i in sorted(indexed.keys() | local.keys()):
+            if not kept[i]:  # no words: all such texts share their keys
+                continue
             sim, of, in_reference = 0.0, "", False
-            mine = sketched.hashes[offsets[i] : offsets[i + 1]]
+            best = -1  # the number of the indexed text most like this one
             for number in indexed.get(i, ()):
-                s = jaccard(mine, self._sketches.get(number), k)
+                s = jaccard(own(i), self._sketches.get(number), k)
                 if s > sim:
-                    sim, of, in_reference = s, self._ids[number], number < self._in_reference
+                    sim, best = s, number
             for j in sorted(j for j in local.get(i, ()) if kept[j]):
-                s = jaccard(mine, sketched.hashes[offsets[j] : offsets[j + 1]], k)
+                s = jaccard(own(i), own(j), k)
                 if s > sim:
-                    sim, of, in_reference = s, ids[j], False
+                    sim, best, of = s, -1, ids[j]
             scores[i] = round(sim, 4)
             if sim >= self.threshold:
+                if best >= 0:
+                    of, in_reference = self._ids.get(best).decode(), best < self._in_reference
                 kept[i] = False
                 details = {"duplicate_of": of, "similarity": scores[i]}
                 details["in_reference"] = in_reference
                 failed[i] = CheckResult(score=scores[i], passed=False, details=details)
         rows = np.flatnonzero(kept)
         self._add(sketched, rows, [ids[i] for i in rows.tolist()])
-        return [
-            failed.get(i) or CheckResult(score=scores.get(i, 0.0), passed=True, details={})
-            if size
-            else CheckResult(passed=True, details={"reason": "no words"})
-            for i, size in enumerate(sketched.sizes.tolist())
-        ]
+        # results are values: one stands for every text of the chunk that met no candidate
+        clear = CheckResult(score=0.0, passed=True)
+        wordless = CheckResult(passed=True, details={"reason": "no words"})
+        results = [clear if size else wordless for size in sketched.sizes.tolist()]
+        for i, score in scores.items():
+            results[i] = failed.get(i) or CheckResult(score=score, passed=True)
+        return results
 
     def _candidates(self, keys: np.ndarray) -> dict[int, list[int]]:
         """Indexed texts sharing a band with each text of the chunk, those sharing most
@@ -207,16 +218,20 @@ class NearDup(BatchCheck):
 
     def _add(self, sketched: Sketched, rows: np.ndarray, ids: list[str]) -> None:
         """Index the given rows of a chunk's sketches under the next text numbers."""
-        first = len(self._ids)
+        if not len(rows):
+            return
+        first = self._ids.count
         numbers = np.arange(first, first + len(rows), dtype=np.uint32)
         self._index.add(sketched.keys[rows], np.repeat(numbers, sketched.keys.shape[1]))
-        starts, lengths = sketched.offsets[rows], np.diff(sketched.offsets)[rows]
-        ends = np.cumsum(lengths)
-        picked = np.arange(ends[-1] if len(ends) else 0) + np.repeat(
-            starts - ends + lengths, lengths
-        )
-        self._sketches.add(sketched.hashes[picked], np.concatenate([[0], ends]))
-        self._ids += ids
+        if len(rows) == len(sketched.sizes):
+            self._sketches.add(sketched.hashes, sketched.offsets)
+        else:
+            starts, lengths = sketched.offsets[rows], np.diff(sketched.offsets)[rows]
+            ends = np.cumsum(lengths)
+            picked = np.arange(ends[-1]) + np.repeat(starts - ends + lengths, lengths)
+            self._sketches.add(sketched.hashes[picked], np.concatenate([[0], ends]))
+        encoded = [i.encode() for i in ids]
+        self._ids.add(b"".join(encoded), np.cumsum(np.fromiter(map(len, encoded), np.int64)))
 
 
 def _within(keys: np.ndarray) -> dict[int, set[int]]:

@@ -3,8 +3,10 @@
 Tokenising is the slow part of near-duplicate detection in Python, so nothing here makes a
 Python object per word: a batch of texts becomes one byte buffer, words are runs of bytes
 between separators, and each word's hash is a polynomial over its bytes, read off a prefix
-sum. Shingle hashes make MinHash signatures for the LSH band keys, and the smallest
-``sketch`` of them are kept per text so that candidates can be verified on real shingles.
+sum. Shingle hashes make MinHash signatures for the LSH band keys (a scatter-minimum, no
+sort), and each text's shingle hashes are kept as they come, so that candidates can be
+verified on real shingles; only a text with more than ``sketch`` of them is cut down to
+its ``sketch`` smallest distinct ones.
 """
 
 from __future__ import annotations
@@ -93,22 +95,25 @@ def shingle_hashes(
     hashes: np.ndarray, owner: np.ndarray, n_texts: int, n: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Hashes of the word n-grams of each text, or of all its words if it has fewer than
-    ``n``, and the index of the text of each."""
+    ``n``, in text order, and the index of the text of each."""
     mixes = [U64(0x9E3779B97F4A7C15 * (2 * t + 1) % 2**64) for t in range(n)]
     windows = max(len(hashes) - n + 1, 0)
     acc = np.zeros(windows, U64)
     for t, mix in enumerate(mixes):
         acc += hashes[t : t + windows] * mix
     whole = owner[n - 1 :] == owner[:windows]  # the n words are all of one text
+    acc, owners = acc[whole], owner[:windows][whole]
     counts = np.bincount(owner, minlength=n_texts)
     short = np.flatnonzero((counts > 0) & (counts < n))
-    first = (np.cumsum(counts) - counts)[short]
-    acc_short = np.zeros(len(short), U64)
-    for t, mix in enumerate(mixes[:-1]):
-        ok = t < counts[short]
-        acc_short += np.where(ok, hashes[np.where(ok, first + t, 0)], U64(0)) * mix
-    shingles = _fmix(np.concatenate([acc[whole], acc_short]))
-    return shingles, np.concatenate([owner[:windows][whole], short])
+    if len(short):
+        first = (np.cumsum(counts) - counts)[short]
+        acc_short = np.zeros(len(short), U64)
+        for t, mix in enumerate(mixes[:-1]):
+            ok = t < counts[short]
+            acc_short += np.where(ok, hashes[np.where(ok, first + t, 0)], U64(0)) * mix
+        at = np.searchsorted(owners, short)
+        acc, owners = np.insert(acc, at, acc_short), np.insert(owners, at, short)
+    return _fmix(acc), owners
 
 
 @dataclass(frozen=True)
@@ -123,13 +128,23 @@ class Shingling:
 
 
 class Sketched(NamedTuple):
-    """One batch of texts: LSH band keys (one row per text), how many distinct shingles
-    each text has, and the smallest ``sketch`` shingle hashes of each, sorted."""
+    """One batch of texts: LSH band keys (one row per text), how many shingles each text
+    has, and each text's 32-bit shingle hashes (``offsets`` mark where each text's start):
+    as they come, repeats and all, or the ``sketch`` smallest distinct ones, sorted, for a
+    text with more shingles than that. :func:`distinct` makes either a sorted set."""
 
     keys: np.ndarray
     sizes: np.ndarray
     hashes: np.ndarray
     offsets: np.ndarray
+
+
+def distinct(hashes: np.ndarray) -> np.ndarray:
+    """The sorted distinct values of a small array (several times faster than np.unique)."""
+    hashes = np.sort(hashes)
+    keep = np.ones(len(hashes), bool)
+    keep[1:] = hashes[1:] != hashes[:-1]
+    return hashes[keep]
 
 
 _EMPTY = np.uint32(0xFFFFFFFF)
@@ -146,31 +161,33 @@ def _probe_table(k: int) -> np.ndarray:
     return (h >> U64(65 - k.bit_length())).astype(np.int64)
 
 
-def signatures(packed: np.ndarray, n: int, k: int) -> np.ndarray:
+def signatures(hashes: np.ndarray, owner: np.ndarray, n: int, k: int) -> np.ndarray:
     """MinHash signatures by one-permutation hashing with densification.
 
-    ``packed`` holds each text's distinct 32-bit shingle hashes, as text << 32 | hash,
-    sorted. A hash's top bits pick one of ``k`` (a power of two) bins and the smallest
-    hash in a bin is its value, so a text costs one hash per shingle instead of ``k``.
-    An empty bin borrows the value of the first non-empty bin in a fixed order: 16 hashed
-    probes (optimal densification, Shrivastava, ICML 2017), then the bins to its right.
-    The order is the same for every text, so two texts agree in a bin with probability
-    equal to their Jaccard similarity. Texts without shingles keep empty rows.
+    ``hashes`` are 32-bit shingle hashes and ``owner`` the text of each. A hash's top bits
+    pick one of ``k`` (a power of two) bins and the smallest hash in a bin is its value, so
+    a text costs one hash per shingle instead of ``k``. An empty bin borrows the value of
+    the first non-empty bin in a fixed order: 16 hashed probes (optimal densification,
+    Shrivastava, ICML 2017), then the bins to its right. The order is the same for every
+    text, so two texts agree in a bin with probability equal to their Jaccard similarity.
+    Texts without shingles keep empty rows.
     """
-    cell = (packed >> U64(33 - k.bit_length())).astype(np.int64)  # text * k + bin
-    first = np.ones(len(cell), bool)  # sorted: the first hash of a bin is its minimum
-    first[1:] = cell[1:] != cell[:-1]
+    cell = owner * k + (hashes >> np.uint32(33 - k.bit_length())).astype(np.int64)
     raw = np.full(n * k, _EMPTY, np.uint32)
-    raw[cell[first]] = packed[first].astype(np.uint32)
+    np.minimum.at(raw, cell, hashes)
     raw = raw.reshape(n, k)
     dense = raw.copy()
-    texts, bins = np.nonzero((raw == _EMPTY) & (raw != _EMPTY).any(axis=1, keepdims=True))
-    table = _probe_table(k)
+    flat, out = raw.ravel(), dense.ravel()  # views
+    empty = np.flatnonzero((raw == _EMPTY) & (raw != _EMPTY).any(axis=1, keepdims=True))
+    bins, table = empty & (k - 1), _probe_table(k)
     for attempt in range(_PROBES):
-        found = raw[texts, table[bins, attempt]]
+        found = flat[empty - bins + table[bins, attempt]]
         hit = found != _EMPTY
-        dense[texts[hit], bins[hit]] = found[hit]
-        texts, bins = texts[~hit], bins[~hit]
+        out[empty[hit]] = found[hit]
+        empty, bins = empty[~hit], bins[~hit]
+        if not len(empty):
+            break
+    texts = empty >> (k.bit_length() - 1)
     if len(texts):  # sparse texts: the next non-empty bin to the right, wrapping around
         new_row = np.ones(len(texts), bool)
         new_row[1:] = texts[1:] != texts[:-1]  # texts come sorted
@@ -196,15 +213,17 @@ def sketch_texts(texts: list[str], how: Shingling) -> Sketched:
     """Band keys and verification sketches for a batch: a pure function, run in workers."""
     n = len(texts)
     shingles, owner = shingle_hashes(*word_hashes(texts), n, how.ngram)
-    # each text's distinct shingles as 32-bit hashes, sorted: one sort for the batch
-    packed = np.sort((owner.astype(U64) << U64(32)) | (shingles >> U64(32)))
-    distinct = np.ones(len(packed), bool)
-    distinct[1:] = packed[1:] != packed[:-1]
-    packed = packed[distinct]
-    owner = (packed >> U64(32)).astype(np.int64)
-    values = packed.astype(np.uint32)
+    values = (shingles >> U64(32)).astype(np.uint32)
+    keys = band_keys(signatures(values, owner, n, how.num_perm), how.bands, how.rows)
     sizes = np.bincount(owner, minlength=n)
-    rank = np.arange(len(packed)) - (np.cumsum(sizes) - sizes)[owner]
-    offsets = np.concatenate([[0], np.cumsum(np.minimum(sizes, how.sketch))])
-    keys = band_keys(signatures(packed, n, how.num_perm), how.bands, how.rows)
-    return Sketched(keys, sizes, values[rank < how.sketch], offsets)
+    lengths = sizes.copy()
+    long = np.flatnonzero(sizes > how.sketch)
+    if len(long):  # the bottom-k sketch of each long text, in its place
+        ends = np.cumsum(sizes)
+        pieces, done = [], 0
+        for t in long.tolist():
+            smallest = distinct(values[ends[t] - sizes[t] : ends[t]])[: how.sketch]
+            pieces += [values[done : ends[t] - sizes[t]], smallest]
+            lengths[t], done = len(smallest), ends[t]
+        values = np.concatenate([*pieces, values[done:]])
+    return Sketched(keys, sizes, values, np.concatenate([[0], np.cumsum(lengths)]))
