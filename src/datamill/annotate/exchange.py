@@ -305,17 +305,3 @@ def pull_to_dataset(
             )
     assert w.committed is not None
     return PullResult(w.committed.version, records, annotated, n_annotations)
-
-
-def project_questions(dataset: Dataset, version: int | None = None) -> list[dict[str, Any]]:
-    """The question configs of every project pulled into a version's lineage; when two
-    projects name the same question, the later pull's config wins."""
-    found: dict[str, dict[str, Any]] = {}
-    current: int | None = dataset.version(version).version
-    while current is not None:
-        v = dataset.version(current)
-        if v.stage == "annotate" and isinstance(v.params.get("questions"), list):
-            for config in v.params["questions"]:  # type: ignore[union-attr]
-                found.setdefault(config["name"], config)  # type: ignore[index, call-overload]
-        current = v.parent
-    return list(found.values())

@@ -127,15 +127,10 @@ class ResolveParams(Params):
 
 @stage("resolve", ResolveParams)
 def _resolve(ctx: StepContext, params: ResolveParams) -> StepOutcome:
-    from datamill.annotate.exchange import project_questions
-    from datamill.quality.questions import from_project
     from datamill.resolve import Settings, resolve_dataset
 
-    configs = project_questions(ctx.dataset, ctx.parent)
-    where = f"{ctx.dataset.path} version {ctx.parent}: annotate params"
-    questions = from_project(configs, where) if configs else None
-    settings = Settings(**params.model_dump())
-    done = resolve_dataset(ctx.dataset, ctx.parent, questions, settings)
+    # Questions come from the projects pulled into the lineage (annotate keeps them).
+    done = resolve_dataset(ctx.dataset, ctx.parent, None, Settings(**params.model_dump()))
     summary = f"resolved {done.resolved}, to adjudicate {done.adjudicate}"
     return StepOutcome(done.version, summary=summary)
 
