@@ -74,7 +74,10 @@ class Summary:
 
 
 def survey(
-    dataset: Dataset, version: int | None = None, questions: dict[str, Question] | None = None
+    dataset: Dataset,
+    version: int | None = None,
+    questions: dict[str, Question] | None = None,
+    gold: Mapping[str, JsonValue] | None = None,
 ) -> Survey:
     """Pass one: check every record's annotations and table the scalar answers.
 
@@ -82,7 +85,8 @@ def survey(
     version's lineage are used; without those, kinds are inferred from the answers."""
     source = dataset.version(version)
     questions = questions or project_questions(dataset, source.version)
-    found = Survey(dict(questions), f"{dataset.path} version {source.version}", not questions)
+    where = f"{dataset.path} version {source.version}"
+    found = Survey(dict(questions), where, not questions, gold_answers=gold)
     for index, record in enumerate(dataset.records(source.version)):
         found.add(index, record)
     found.finish()

@@ -186,6 +186,19 @@ def test_malformed_annotations_name_the_record_and_write_nothing(
     )
 
 
+def test_gold_answers_grade_each_annotator(dataset: Dataset) -> None:
+    from datamill.quality.answers import agreement
+
+    ids = [r.id for r in dataset.records()]
+    gold = {ids[0]: {"safe": "safe"}, ids[1]: {"safe": "safe", "unasked": 1}}
+    found = survey(dataset, questions=QUESTIONS, gold=gold)
+    safe = next(t for t in agreement(found) if t.key == "safe")
+    graded = {q.annotator: (q.gold_items, q.gold_accuracy) for q in safe.annotator_quality}
+    assert graded == {"a": (2, 0.5), "b": (2, 0.5), "c": (2, 1.0)}
+    with pytest.raises(InputError, match=f"metadata.gold.safe.*record {ids[0]}.*not one of"):
+        survey(dataset, questions=QUESTIONS, gold={ids[0]: {"safe": "dunno"}})
+
+
 def test_without_a_questions_file_kinds_are_inferred_and_must_stay_consistent(
     tmp_path: Path,
 ) -> None:
@@ -357,9 +370,16 @@ def test_the_commands_as_a_user_runs_them(dataset: Dataset, tmp_path: Path) -> N
     again = datamill("adjudicate", dataset.path, first, "--reviewer", "rita", "--value", "safe")
     assert again.returncode == 1 and "open: none" in again.stderr
 
-    agreement = datamill("agreement", dataset.path, "--questions", questions)
+    gold = tmp_path / "gold.json"
+    gold.write_text(json.dumps({second: {"quality": 3}}))
+    agreement = datamill("agreement", dataset.path, "--questions", questions, "--gold", gold)
     assert agreement.returncode == 0, agreement.stderr
     assert "annotators" in agreement.stdout and "Fleiss" in agreement.stdout
+    # Gold says 3; a said 1, b 5, c 3: only c is within a point of it.
+    lines = agreement.stdout.splitlines()
+    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in lines if line[:1] == "│"]
+    gold_accuracy = {row[0]: row[3] for row in cells}
+    assert [gold_accuracy[a] for a in "abc"] == ["0.000", "0.000", "1.000"]
 
     broken = tmp_path / "broken.yaml"
     broken.write_text("safe: colour\n")

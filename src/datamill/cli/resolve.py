@@ -130,14 +130,24 @@ def _models_table(models: list[Strength]) -> Table:
 
 @app.command()
 def agreement(
-    dataset: DatasetArg, version: VersionOpt = None, questions: QuestionsOpt = None
+    dataset: DatasetArg,
+    version: VersionOpt = None,
+    questions: QuestionsOpt = None,
+    gold: Annotated[
+        Path | None,
+        typer.Option(help="JSON/YAML: record id → {question: gold answer} (as annotate push)."),
+    ] = None,
 ) -> None:
     """Inter-annotator agreement per question and each annotator's quality."""
     from datamill.quality.answers import agreement as measure
     from datamill.resolve import survey
     from datamill.store import Dataset
+    from datamill.yamlfile import read_yaml
 
-    found = survey(Dataset.open(dataset), version, _questions(questions))
+    answers = read_yaml(gold) if gold else None  # JSON is YAML
+    if answers is not None and not isinstance(answers, dict):
+        raise DatamillError(f"{gold}: expected a mapping from record id to gold answers")
+    found = survey(Dataset.open(dataset), version, _questions(questions), answers)
     rows = measure(found)
     console.print(f"{found.annotated} of {found.records} records have annotations")
     if not rows:

@@ -11,6 +11,7 @@ answers, by a few bytes each, not with the records.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -63,9 +64,15 @@ def answers_of(
     return out
 
 
-def gold_of(record: Record, questions: dict[str, Question], where: str) -> dict[str, JsonValue]:
-    """Gold answers kept on the record as ``metadata["gold"] = {question: value}``."""
-    gold = record.metadata.get("gold")
+def gold_of(
+    record: Record,
+    questions: dict[str, Question],
+    where: str,
+    given: Mapping[str, JsonValue] | None = None,
+) -> dict[str, JsonValue]:
+    """Gold answers of a record: from ``given`` (record id → {question: answer}, the file
+    ``datamill annotate push --gold`` reads) or the record's ``metadata["gold"]``."""
+    gold = (given or {}).get(record.id, record.metadata.get("gold"))
     if not isinstance(gold, dict):
         return {}
     lengths = [len(m.content or "") for m in record.messages]
@@ -93,6 +100,7 @@ class Survey:
     questions: dict[str, Question]
     where: str
     learn: bool = True
+    gold_answers: Mapping[str, JsonValue] | None = None  # record id → {question: answer}
     records: int = 0
     annotated: int = 0
     tables: dict[str, AnswerTable] = field(default_factory=dict)  # "q" or "q.criterion"
@@ -118,7 +126,7 @@ class Survey:
                     pair = (models[better], models[worse]) if named else (None, None)
                     if pair[0] and pair[1] and pair[0] != pair[1]:
                         self.model_wins[pair] += 1  # type: ignore[index]
-        for name, value in gold_of(record, self.questions, self.where).items():
+        for name, value in gold_of(record, self.questions, self.where, self.gold_answers).items():
             for key, v in self._cells(name, value):
                 table = self._get(key, self.questions[name])
                 self.gold.setdefault(key, {})[index] = table.encode(v)  # type: ignore[arg-type]
