@@ -140,8 +140,8 @@ def pull_verdicts(
 ) -> tuple[Version | None, int]:
     """A new version (stage ``adjudicate``) with the reviewers' answers applied to the
     records still waiting; (None, 0) when no reviewer has answered one of them yet.
-    Answers to questions the record never had are left out; an empty answer settles
-    nothing."""
+    Answers to questions the record never had are left out; an answer that leaves every
+    open question of its record unanswered settles nothing."""
     from datamill.resolve import Verdict, adjudicate_dataset
 
     dataset = Dataset.open(dataset_dir)
@@ -152,9 +152,9 @@ def pull_verdicts(
         if record.id not in given or not waiting(record):
             continue
         reviewer, answers = given[record.id]
-        results = record.decisions["resolve"].details.get("questions") or {}
-        value = {k: v for k, v in answers.items() if k in results}  # type: ignore[operator]
-        if value:
+        results: dict[str, Any] = record.decisions["resolve"].details.get("questions") or {}  # type: ignore[assignment]
+        value = {k: v for k, v in answers.items() if k in results}
+        if any(results[k].get("status") == "adjudicate" for k in value):
             verdicts[record.id] = Verdict(reviewer, value, f"adjudicated in {project.name}")
     if not verdicts:
         return None, 0

@@ -164,7 +164,10 @@ def _adjudicate(ctx: StepContext, params: AdjudicateParams) -> StepOutcome:
             done, n = adjudication.pull_verdicts(s, target, ctx.dataset.path, ctx.parent)
     finally:
         database.dispose()
-    return StepOutcome(done, summary=f"{n} records adjudicated by reviewers")
+    after = ctx.parent if done is None else done.version
+    left = sum(1 for r in ctx.dataset.records(after) if adjudication.waiting(r))
+    note = f"; {left} left open (a reviewer answered none of their open questions)" if left else ""
+    return StepOutcome(done, summary=f"{n} records adjudicated by reviewers{note}")
 
 
 # -- report ------------------------------------------------------------------------------
