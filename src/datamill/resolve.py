@@ -12,12 +12,14 @@ each annotated record has ``decisions["resolve"]``::
 annotators' stored answers). A record one of whose questions lacks consensus (a tie, or
 agreement below ``min_agreement``) gets outcome "adjudicate" and waits in
 :func:`adjudication_queue`; :func:`adjudicate` records a reviewer's answer, who gave it and
-why. Records without annotations pass through unchanged.
+why. Records without annotations pass through unchanged; a question a reviewer already
+decided keeps the reviewer's answer when the version is resolved again.
 
-Two passes over the version, so memory stays flat: Dawid–Skene needs every label of a
-question across records, so pass one checks every record and keeps only compact
-``(item, annotator, label)`` tables (``quality.answers.Survey``); pass two streams the
-records again and writes. A malformed annotation stops pass one, before anything is written.
+Two passes over the version, so records are never held in memory: Dawid–Skene needs every
+label of a question across records, so pass one checks every record and keeps only compact
+``(item, annotator, label)`` tables (``quality.answers.Survey``, about 30 bytes an answer);
+pass two streams the records again and writes. A malformed annotation stops pass one,
+before anything is written.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ class Summary:
     agreement: list[TableAgreement]
     open_questions: Counter[str]  # how many records each question sends to adjudication
     models: list[agg.Strength]  # Bradley–Terry over the models behind compared candidates
+    adjudicated: int = 0  # records whose reviewer's answers were kept
 
 
 def survey(
@@ -114,7 +117,7 @@ def resolve_dataset(
             n: q.model_dump(mode="json", exclude_none=True) for n, q in found.questions.items()
         },
     }
-    counts = {"resolved": 0, "adjudicate": 0}
+    counts = {"resolved": 0, "adjudicate": 0, "adjudicated": 0}
     open_questions: Counter[str] = Counter()
     with dataset.writer("resolve", params, parent=source.version) as w:
         for index, record in enumerate(dataset.records(source.version)):
@@ -145,6 +148,7 @@ def resolve_dataset(
         table,
         open_questions,
         models,
+        counts["adjudicated"],
     )
 
 
@@ -193,6 +197,10 @@ def resolve_record(
             "status": "resolved" if outcome.resolved else "adjudicate",
             "reason": outcome.reason,
         }
+    prior = record.decisions.get("resolve")
+    for name, result in (prior.details.get("questions") or {} if prior else {}).items():  # type: ignore[union-attr]
+        if name in results and result.get("status") == "adjudicated":  # type: ignore[union-attr]
+            results[name] = result
     return record.with_decision("resolve", _decision(results, answers, methods))
 
 
@@ -253,4 +261,8 @@ def _decision(
     if pending:
         reasons = "; ".join(f"{n}: {results[n]['reason']}" for n in pending)  # type: ignore[index, call-overload]
         return Decision(outcome="adjudicate", by="+".join(used), reason=reasons, details=details)
+    reviewers = sorted({r["reviewer"] for r in results.values() if "reviewer" in r})  # type: ignore[operator, index, call-overload]
+    if reviewers:
+        by = "+".join(f"reviewer:{r}" for r in reviewers)
+        return Decision(outcome="adjudicated", by=by, reason="kept from review", details=details)
     return Decision(outcome="resolved", by="+".join(used), details=details)

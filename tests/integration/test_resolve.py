@@ -78,7 +78,7 @@ def test_resolve_writes_decisions_and_an_adjudication_queue(dataset: Dataset) ->
     assert (summary.resolved, summary.adjudicate, summary.unannotated) == (3, 2, 1)
     version = dataset.version()
     assert version.stage == "resolve" and version.parent == 1
-    assert version.counts == {"records": 6, "resolved": 3, "adjudicate": 2}
+    assert version.counts == {"records": 6, "resolved": 3, "adjudicate": 2, "adjudicated": 0}
     records = list(dataset.records())
     assert len(records) == 6 and "resolve" not in records[5].decisions
 
@@ -155,6 +155,12 @@ def test_adjudicate_dataset_writes_a_version_and_refuses_unknown_ids(dataset: Da
     assert list(adjudication_queue(dataset.records())) == []
     final = {r.id: r.decisions["resolve"] for r in dataset.records() if "resolve" in r.decisions}
     assert final[queue[1].id].by == "reviewer:sam"
+    # Resolving again keeps what reviewers decided.
+    again = resolve_dataset(dataset, questions=QUESTIONS)
+    assert (again.resolved, again.adjudicate, again.adjudicated) == (3, 0, 2)
+    final = {r.id: r.decisions["resolve"] for r in dataset.records() if "resolve" in r.decisions}
+    assert final[queue[1].id].outcome == "adjudicated" and final[queue[1].id].by == "reviewer:sam"
+    assert final[queue[1].id].details["questions"]["quality"]["value"] == 3  # type: ignore[index, call-overload]
 
 
 @pytest.mark.parametrize(

@@ -104,8 +104,9 @@ def resolve(
     )
     ds = Dataset.open(dataset)
     summary = resolve_dataset(ds, version, _questions(questions), settings)
+    kept = f", decided by reviewers {summary.adjudicated}" if summary.adjudicated else ""
     console.print(
-        f"resolved {summary.resolved}, sent to adjudication {summary.adjudicate}, "
+        f"resolved {summary.resolved}, sent to adjudication {summary.adjudicate}{kept}, "
         f"without annotations {summary.unannotated} → version {summary.version.version}"
     )
     if summary.open_questions:
