@@ -267,6 +267,29 @@ def test_every_question_kind_resolves(tmp_path: Path) -> None:
     assert json.loads(json.dumps(decision.details)) == decision.details
 
 
+def test_label_sets_get_one_agreement_table_per_tag(tmp_path: Path) -> None:
+    ds = Dataset.create(tmp_path / "ds")
+    ds.write(
+        [
+            annotated(0, {"tags": {"a": ["humour"], "b": ["humour", "sarcasm"], "c": []}}),
+            annotated(1, {"tags": {"a": [], "b": [], "c": ["sarcasm"]}}),
+        ],
+        stage="annotate",
+    )
+    found = survey(ds, questions={"tags": Question(name="tags", kind="multilabel")})
+    assert sorted(found.tables) == ["tags[humour]", "tags[sarcasm]"]
+    humour = found.tables["tags[humour]"]
+    assert len(humour) == 6  # every answer, the empty ones too
+    assert sorted(zip(humour.items, map(humour.label, humour.values), strict=True)) == [
+        (0, False),
+        (0, True),
+        (0, True),
+        (1, False),
+        (1, False),
+        (1, False),
+    ]
+
+
 def test_dawid_skene_runs_across_records_in_two_passes(tmp_path: Path) -> None:
     require("crowdkit", "pip install --no-deps crowd-kit")
     import numpy as np

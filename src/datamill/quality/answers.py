@@ -110,7 +110,8 @@ class Survey:
     owner: dict[str, str] = field(default_factory=dict)  # table key → question name
     # Human comparisons between the models behind a record's candidates: (winner, loser) → n
     model_wins: Counter[tuple[str, str]] = field(default_factory=Counter)
-    _label_sets: dict[str, list[tuple[int, str, frozenset[str]]]] = field(default_factory=dict)
+    # Label sets, one row per chosen tag plus a None row per answer (an empty set is an answer)
+    _tagged: dict[str, AnswerTable] = field(default_factory=dict)
 
     def add(self, index: int, record: Record) -> None:
         self.records += 1
@@ -122,7 +123,7 @@ class Survey:
             for annotator, value in by.items():
                 self._table(index, name, annotator, value)
                 for better, worse in candidate_pairs(kind, value):
-                    named = max(better, worse) < len(models)
+                    named = min(better, worse) >= 0 and max(better, worse) < len(models)
                     pair = (models[better], models[worse]) if named else (None, None)
                     if pair[0] and pair[1] and pair[0] != pair[1]:
                         self.model_wins[pair] += 1  # type: ignore[index]
@@ -134,7 +135,9 @@ class Survey:
     def _table(self, index: int, name: str, annotator: str, value: JsonValue) -> None:
         question = self.questions[name]
         if question.kind == "multilabel":
-            self._label_sets.setdefault(name, []).append((index, annotator, frozenset(value)))  # type: ignore[arg-type]
+            tagged = self._tagged.setdefault(name, AnswerTable("nominal"))
+            for tag in [None, *value]:  # type: ignore[misc]
+                tagged.add(index, annotator, tag)
         for key, v in self._cells(name, value):
             self._get(key, question).add(index, annotator, v)  # type: ignore[arg-type]
             if isinstance(v, float):
@@ -162,13 +165,18 @@ class Survey:
         for key in list(self.tables):
             if self.questions[self.owner[key]].kind not in TABLED:
                 del self.tables[key]
-        for name, rows in self._label_sets.items():
-            for tag in sorted({t for _, _, s in rows for t in s}):
+        for name, tagged in self._tagged.items():
+            rows = list(zip(tagged.items, tagged.raters, tagged.values, strict=True))
+            answered = sorted({(item, rater) for item, rater, _ in rows})
+            for code, tag in enumerate(tagged.categories):
+                if tag is None:
+                    continue
+                chosen = {(item, rater) for item, rater, v in rows if v == code}
                 table = self._get(f"{name}[{tag}]", self.questions[name])
                 table.level = "nominal"
-                for index, annotator, chosen in rows:
-                    table.add(index, annotator, tag in chosen)
-        self._label_sets.clear()
+                for item, rater in answered:
+                    table.add(int(item), tagged.annotators[rater], (item, rater) in chosen)
+        self._tagged.clear()
 
     def scale(self, question: Question) -> tuple[float, float]:
         """The declared scale, else the range of answers seen."""
