@@ -101,3 +101,12 @@ def test_dedup_shorthand() -> None:
     recipe = Recipe(name="r", family="domain_instructions", dedup=True)
     assert recipe.dedup is not None and recipe.dedup.threshold == 0.8
     assert Recipe(name="r", family="domain_instructions").dedup is None
+
+
+def test_every_family_has_a_recipe_that_loads() -> None:
+    from datamill.generate.family import families
+
+    recipes = Path(__file__).parents[2] / "recipes"
+    for family in families():
+        recipe = load_recipe(recipes / f"{family}.yaml")
+        assert recipe.family == family
