@@ -16,7 +16,7 @@ CROWD_PKG := crowd-kit>=1.4.2,<1.5
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: demo test lint bench-llm bench-dedup bench-annotate clean
+.PHONY: demo test lint bench-llm bench-dedup bench-annotate bench-resolve clean
 
 demo: $(VENV)/.installed-demo
 	$(BIN)/datamill demo
@@ -60,6 +60,10 @@ bench-dedup: $(VENV)/.installed-dev
 # (installed into its own venv, benchmarks/.venv-labelstudio, on first use) on the same load.
 bench-annotate: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/annotate_load.py
+
+# Resolving: majority vote against Dawid–Skene on simulated careful and careless annotators.
+bench-resolve: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/resolve.py
 
 clean:
 	rm -rf $(VENV) out
