@@ -267,6 +267,26 @@ def test_every_question_kind_resolves(tmp_path: Path) -> None:
     assert json.loads(json.dumps(decision.details)) == decision.details
 
 
+def test_an_annotators_latest_answer_counts(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    early, late = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
+    record = chat("q", "a").model_copy(
+        update={
+            "annotations": [
+                Annotation(annotator="a", question="safe", value="safe", created_at=late),
+                Annotation(annotator="a", question="safe", value="unsafe", created_at=early),
+                Annotation(annotator="b", question="safe", value="safe"),
+            ]
+        }
+    )
+    ds = Dataset.create(tmp_path / "ds")
+    ds.write([record], stage="annotate")
+    resolve_dataset(ds, questions=QUESTIONS)
+    safe = next(ds.records()).decisions["resolve"].details["questions"]["safe"]  # type: ignore[index, call-overload]
+    assert (safe["value"], safe["annotators"], safe["agreement"]) == ("safe", 2, 1.0)  # type: ignore[index]
+
+
 def test_label_sets_get_one_agreement_table_per_tag(tmp_path: Path) -> None:
     ds = Dataset.create(tmp_path / "ds")
     ds.write(
