@@ -73,7 +73,7 @@ def adjudicate(
             "value": answer,
             "status": "adjudicated",
             "reviewer": reviewer,
-            "aggregated": results[name]["value"],
+            "aggregated": results[name].get("aggregated", results[name]["value"]),
         }
     still = [n for n, r in updated.items() if r["status"] == "adjudicate"]
     details = {

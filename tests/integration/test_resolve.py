@@ -135,7 +135,12 @@ def test_adjudicate_records_the_reviewer_and_what_the_crowd_said(dataset: Datase
     # A reviewer may overrule a resolved question too, naming it.
     resolved = next(dataset.records())
     overruled = adjudicate(resolved, "rita", {"quality": 2})
-    assert overruled.decisions["resolve"].details["questions"]["quality"]["value"] == 2  # type: ignore[index, call-overload]
+    quality = overruled.decisions["resolve"].details["questions"]["quality"]  # type: ignore[index, call-overload]
+    assert quality["value"] == 2 and quality["aggregated"] == 4.5  # type: ignore[index]
+    # A second reviewer's word replaces the first's; the crowd's answer is still kept.
+    again = adjudicate(overruled, "sam", {"quality": 3}).decisions["resolve"]
+    assert again.by == "reviewer:sam" and again.details["previous"]["by"] == "reviewer:rita"  # type: ignore[index, call-overload]
+    assert again.details["questions"]["quality"]["aggregated"] == 4.5  # type: ignore[index, call-overload]
 
 
 def test_adjudicate_dataset_writes_a_version_and_refuses_unknown_ids(dataset: Dataset) -> None:
