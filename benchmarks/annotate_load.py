@@ -10,7 +10,12 @@ gets the equivalent workload: the same annotators, tasks and overlap (its
 ``maximum_annotations``), next task through its labeling stream, one choice submitted.
 
     .venv/bin/python benchmarks/annotate_load.py [--annotators 100] [--items 600]
-        [--overlap 3] [--seconds 30] [--workers 2] [--db sqlite,postgres] [--no-labelstudio]
+        [--overlap 3] [--seconds 30] [--workers 2] [--db sqlite,postgres] [--think 0,2]
+        [--no-labelstudio]
+
+``--think`` is the mean time an annotator spends on an item between next and submit (and
+before the first next). 0 is a stress test: every annotator fires its next request the moment
+the last one returns, so latency is mostly queueing; 2 s is a fast human.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -68,10 +74,23 @@ def report(name: str, run: Run) -> None:
     print(f"{name}: errors {run.errors}")
 
 
+async def think(seconds: float) -> None:
+    """A person reading and answering: uniform in 0.5..1.5 times the mean."""
+    if seconds > 0:
+        await asyncio.sleep(seconds * random.uniform(0.5, 1.5))
+
+
 async def annotator(
-    http: aiohttp.ClientSession, url: str, token: str, project: str, run: Run, stop: float
+    http: aiohttp.ClientSession,
+    url: str,
+    token: str,
+    project: str,
+    run: Run,
+    stop: float,
+    pause: float,
 ) -> None:
     headers = {"Authorization": f"Bearer {token}"}
+    await think(pause)  # annotators do not all start in the same millisecond
     while time.monotonic() < stop:
         t0 = time.perf_counter()
         async with http.get(f"{url}/api/projects/{project}/next", headers=headers) as r:
@@ -82,6 +101,7 @@ async def annotator(
             if r.status != 200:
                 run.errors += 1
                 continue
+        await think(pause)
         t0 = time.perf_counter()
         submit = f"{url}/api/assignments/{body['assignment_id']}/submit"
         async with http.post(submit, json={"answers": ANSWERS}, headers=headers) as r:
@@ -93,13 +113,13 @@ async def annotator(
                 run.errors += 1
 
 
-async def drive(url: str, tokens: list[str], project: str, seconds: float) -> Run:
+async def drive(url: str, tokens: list[str], project: str, seconds: float, pause: float) -> Run:
     run = Run()
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as http:
         start = time.monotonic()
         stop = start + seconds
-        await asyncio.gather(*(annotator(http, url, t, project, run, stop) for t in tokens))
+        await asyncio.gather(*(annotator(http, url, t, project, run, stop, pause) for t in tokens))
         run.seconds = time.monotonic() - start
     return run
 
@@ -211,40 +231,49 @@ def main() -> None:
     parser.add_argument("--overlap", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--think",
+        default="0,2",
+        help="mean seconds an annotator spends on an item, one run each (0: no pause at all)",
+    )
     parser.add_argument("--db", default="sqlite,postgres")
     parser.add_argument("--no-labelstudio", action="store_true")
     args = parser.parse_args()
     print(
         f"workload: {args.annotators} annotators, {args.items} items, overlap {args.overlap}, "
-        f"at most {args.seconds:.0f} s, {args.workers} server workers"
+        f"at most {args.seconds:.0f} s a run, {args.workers} server workers, "
+        f"think time {args.think} s"
     )
     results: dict[str, Run] = {}
-    for kind in args.db.split(","):
-        with database(kind) as url:
-            tokens = setup(url, args.annotators, args.items, args.overlap)
-            with serve(url, args.workers) as server:
-                run = asyncio.run(drive(server, tokens, "load", args.seconds))
-            over, lost = verify(url, args.overlap, run.submitted)
-        name = f"datamill {kind}"
-        report(name, run)
-        print(f"{name}: items over their overlap {over}, submissions lost {lost}")
-        results[name] = run
+    thinks = [float(t) for t in args.think.split(",")]
+    for pause in thinks:
+        for kind in args.db.split(","):
+            with database(kind) as url:
+                tokens = setup(url, args.annotators, args.items, args.overlap)
+                with serve(url, args.workers) as server:
+                    run = asyncio.run(drive(server, tokens, "load", args.seconds, pause))
+                over, lost = verify(url, args.overlap, run.submitted)
+            name = f"datamill {kind} think {pause:g}s"
+            report(name, run)
+            print(f"{name}: items over their overlap {over}, submissions lost {lost}")
+            results[name] = run
+    ls_name = f"label-studio sqlite think {thinks[0]:g}s"
     if not args.no_labelstudio:
         from labelstudio_load import measure
 
-        ls = measure(args.annotators, args.items, args.overlap, args.seconds)
+        ls = measure(args.annotators, args.items, args.overlap, args.seconds, thinks[0])
         if ls is not None:
-            report("label-studio sqlite", ls.run)
-            print(f"label-studio sqlite: tasks over their limit {ls.over}")
-            results["label-studio sqlite"] = ls.run
+            report(ls_name, ls.run)
+            print(f"{ls_name}: tasks over their limit {ls.over}")
+            results[ls_name] = ls.run
     summary = []
     for name, run in results.items():
         p99 = max(pct(run.next_ms, 0.99), pct(run.submit_ms, 0.99))
         summary.append(f"{name} {run.submitted / run.seconds:.0f}/s p99 {p99:.0f} ms")
-    ours, theirs = results.get("datamill sqlite"), results.get("label-studio sqlite")
+    ours, theirs = results.get(f"datamill sqlite think {thinks[0]:g}s"), results.get(ls_name)
     if ours and theirs and theirs.submitted:
         ratio = (ours.submitted / ours.seconds) / (theirs.submitted / theirs.seconds)
-        summary.append(f"throughput ratio datamill/label-studio on SQLite {ratio:.1f}x")
+        summary.append(f"throughput datamill/label-studio on SQLite {ratio:.1f}x")
     print("summary: " + "; ".join(summary))
 
 

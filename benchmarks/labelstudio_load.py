@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-from annotate_load import Run, free_port, wait_port
+from annotate_load import Run, free_port, think, wait_port
 
 HERE = Path(__file__).parent
 VENV = HERE / ".venv-labelstudio"
@@ -85,9 +85,16 @@ def install() -> bool:
 
 
 async def annotator(
-    http: aiohttp.ClientSession, url: str, token: str, project: int, run: Run, stop: float
+    http: aiohttp.ClientSession,
+    url: str,
+    token: str,
+    project: int,
+    run: Run,
+    stop: float,
+    pause: float,
 ) -> None:
     headers = {"Authorization": f"Token {token}"}
+    await think(pause)
     while time.monotonic() < stop:
         t0 = time.perf_counter()
         try:
@@ -99,6 +106,7 @@ async def annotator(
                 if task is None:
                     run.errors += 1
                     continue
+            await think(pause)
             t0 = time.perf_counter()
             body = {"result": ANSWER, "lead_time": 1.0, "task": task["id"], "project": project}
             async with http.post(
@@ -114,7 +122,7 @@ async def annotator(
             run.errors += 1
 
 
-async def drive(url: str, tokens: list[str], project: int, seconds: float) -> Run:
+async def drive(url: str, tokens: list[str], project: int, seconds: float, pause: float) -> Run:
     run = Run()
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(
@@ -122,7 +130,7 @@ async def drive(url: str, tokens: list[str], project: int, seconds: float) -> Ru
     ) as http:
         start = time.monotonic()
         stop = start + seconds
-        await asyncio.gather(*(annotator(http, url, t, project, run, stop) for t in tokens))
+        await asyncio.gather(*(annotator(http, url, t, project, run, stop, pause) for t in tokens))
         run.seconds = time.monotonic() - start
     return run
 
@@ -137,7 +145,9 @@ def over_limit(data_dir: Path, overlap: int) -> int:
     return int(rows[0])
 
 
-def measure(annotators: int, items: int, overlap: int, seconds: float) -> Result | None:
+def measure(
+    annotators: int, items: int, overlap: int, seconds: float, pause: float
+) -> Result | None:
     if not install():
         return None
     with tempfile.TemporaryDirectory(prefix="ls-bench-") as tmp:
@@ -176,7 +186,7 @@ def measure(annotators: int, items: int, overlap: int, seconds: float) -> Result
             )
             with urllib.request.urlopen(request, timeout=300) as r:
                 assert r.status == 201, r.status
-            run = asyncio.run(drive(url, setup["annotators"], setup["project"], seconds))
+            run = asyncio.run(drive(url, setup["annotators"], setup["project"], seconds, pause))
         finally:
             server.terminate()
             try:

@@ -137,6 +137,15 @@ def test_annotators_see_only_their_own_work(api):
     item = client.get("/api/items/1", headers=auth(tokens["rita"])).json()
     assert "responses" in item and "gold_answers" in item
 
+    root = auth(tokens["root"])
+    off = client.post("/api/users/eve/active", json={"active": False}, headers=root)
+    assert off.status_code == 200 and not off.json()["active"]
+    assert client.get("/api/me", headers=eve).status_code == 401  # at once, token and all
+    too_big = client.post(
+        "/api/projects/p1/items", content=b"x", headers={**root, "content-length": str(2**30)}
+    )
+    assert too_big.status_code == 413
+
 
 @pytest.mark.parametrize(
     ("change", "status", "words"),

@@ -53,6 +53,14 @@ class NewProject(BaseModel):
     lease_seconds: int = 1800
 
 
+class Member(BaseModel):
+    username: str = Field(max_length=64)
+
+
+class Active(BaseModel):
+    active: bool
+
+
 class Items(BaseModel):
     records: list[Record] = Field(max_length=10_000)
     gold: dict[str, dict[str, Any]] = Field(default_factory=dict)  # record id -> gold answers
@@ -102,6 +110,15 @@ def create_token(username: str, db: DB, who: ApiAdmin, request: Request) -> dict
     return {"token": token}
 
 
+@router.post("/users/{username}/active")
+def set_active(username: str, body: Active, db: DB, who: ApiAdmin, request: Request) -> UserInfo:
+    """Deactivate (or reactivate) a user: their sessions and tokens stop working at once."""
+    with db.write() as s:
+        user = service.get_user(s, username)
+        service.set_user_active(s, user, body.active, actor=who.user, ip=client_ip(request))
+        return _info(user)
+
+
 @router.post("/projects", status_code=201)
 def create_project(body: NewProject, db: DB, who: ApiAdmin, request: Request) -> dict[str, str]:
     with db.write() as s:
@@ -112,12 +129,10 @@ def create_project(body: NewProject, db: DB, who: ApiAdmin, request: Request) ->
 
 
 @router.post("/projects/{name}/members")
-def add_member(
-    name: str, body: dict[str, str], db: DB, who: ApiAdmin, request: Request
-) -> dict[str, str]:
+def add_member(name: str, body: Member, db: DB, who: ApiAdmin, request: Request) -> dict[str, str]:
     with db.write() as s:
         project = service.get_project(s, name)
-        user = service.get_user(s, body.get("username", ""))
+        user = service.get_user(s, body.username)
         service.add_member(s, project, user, actor=who.user, ip=client_ip(request))
     return {"project": name, "username": user.username}
 

@@ -38,8 +38,12 @@ SECURITY_HEADERS = [
 ]
 
 
+MAX_BODY = 64 * 1024 * 1024  # bytes; pushes larger than this go in several requests
+
+
 class SecurityHeaders:
-    """Adds SECURITY_HEADERS to every response (a plain ASGI wrapper: no per-request task)."""
+    """Adds SECURITY_HEADERS to every response and refuses bodies declared over MAX_BODY
+    (a plain ASGI wrapper: no per-request task)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -47,6 +51,11 @@ class SecurityHeaders:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > MAX_BODY:
+            too_big = JSONResponse({"detail": f"body over {MAX_BODY} bytes"}, status_code=413)
+            await too_big(scope, receive, send)
             return
 
         async def send_with_headers(message: Message) -> None:

@@ -17,7 +17,7 @@ from datamill.annotate import service
 from datamill.annotate.api import Timing, do_skip, do_submit, lease_next
 from datamill.annotate.deps import DB, PageUser, Principal, client_ip
 from datamill.annotate.errors import AnswerError
-from datamill.annotate.models import Project
+from datamill.annotate.models import Assignment, Project
 from datamill.annotate.questions import parse_questions
 from datamill.annotate.templating import templates
 
@@ -40,14 +40,16 @@ def home(request: Request, db: DB, who: PageUser) -> Response:
 
 
 def annotate_page(
-    request: Request, who: Principal, job: dict[str, Any], errors: list[str]
+    request: Request, who: Principal, lease: Assignment, job: dict[str, Any], errors: list[str]
 ) -> Response:
     messages = job["messages"]
     last = len(messages) - 1  # spans are marked in the final message, the one under review
 
     def edit_source(q: Any) -> str:
-        if q.candidate is not None and q.candidate < len(job["candidates"]):
-            return str(job["candidates"][q.candidate]["content"])
+        """The text an edit starts from: ``q.candidate`` counts in the record's order."""
+        if q.candidate is not None and q.candidate in lease.display_order:
+            on_screen = lease.display_order.index(q.candidate)
+            return str(job["candidates"][on_screen]["content"])
         return str(messages[last].get("content") or "")
 
     return page(
@@ -73,9 +75,9 @@ def annotate(name: str, request: Request, db: DB, who: PageUser) -> Response:
     with db.write() as s:
         lease = lease_next(s, name, who.user)
         job = service.item_for_annotator(s, lease) if lease else None
-    if job is None:
+    if lease is None or job is None:
         return page(request, who, "done.html", name=name)
-    return annotate_page(request, who, job, [])
+    return annotate_page(request, who, lease, job, [])
 
 
 def _json(raw: str, what: str) -> Any:
@@ -116,8 +118,9 @@ def submit(
             name = s.get_one(Project, response.project_id).name
     except AnswerError as e:
         with db.read() as s:
-            job = service.item_for_annotator(s, service.get_assignment(s, assignment_id, who.user))
-        return annotate_page(request, who, job, [str(e)])
+            lease = service.get_assignment(s, assignment_id, who.user)
+            job = service.item_for_annotator(s, lease)
+        return annotate_page(request, who, lease, job, [str(e)])
     return RedirectResponse(f"/projects/{name}", status_code=303)
 
 
