@@ -1,7 +1,7 @@
 """The engine against the loopback stub server: faults, order, concurrency, cache, accounting.
 
-Every call goes over real HTTP through the aiohttp backend; the server is the real stub
-server, or a subclass of it that watches what arrives.
+Every call goes over real HTTP through the OpenAI-compatible backend; the server is the
+real stub server, or a subclass of it that watches what arrives.
 """
 
 from __future__ import annotations
