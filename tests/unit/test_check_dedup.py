@@ -18,11 +18,11 @@ from datamill.checks.lsh import BandIndex, SketchStore, Spill, jaccard
 from datamill.checks.near_dup import NearDup, chunks
 from datamill.checks.shingles import (
     Shingling,
-    distinct,
     normalise,
     sketch_texts,
     word_hashes,
 )
+from datamill.checks.sketches import shared_pairs, sorted_sets
 from datamill.errors import DatamillError
 from datamill.records import CheckResult, Message, Provenance, Record
 from datamill.store import Dataset
@@ -253,7 +253,7 @@ def test_spilled_strings_and_sketches_come_back_as_they_went() -> None:
     assert spill.get(2).decode() == "é\u00e9 \u202e<script>0"
     assert spill.get(1199).decode() == "x" * 5000 + "299"
     store = SketchStore()
-    store.add(np.array([9, 3, 3, 7, 1], np.uint32), np.array([0, 4, 5]))
+    store.add(np.array([3, 7, 9, 1], np.uint32), np.array([0, 3, 4]))
     assert store.get(0).tolist() == [3, 7, 9] and store.get(1).tolist() == [1]
 
 
@@ -264,7 +264,7 @@ def test_a_long_text_keeps_its_smallest_distinct_shingles() -> None:
     assert sk.sizes.tolist()[1:] == [896, 1]
     whole = sketch_texts(texts[1:2], Shingling(sketch=10_000))
     kept = sk.hashes[sk.offsets[1] : sk.offsets[2]]
-    assert kept.tolist() == distinct(whole.hashes)[:100].tolist()
+    assert kept.tolist() == whole.hashes[:100].tolist()
     assert np.array_equal(sk.keys[1], whole.keys[0])  # cutting the sketch leaves the keys
 
 
@@ -282,3 +282,54 @@ def test_batches_split_by_count_and_by_characters() -> None:
     assert chunks(["a"] * 1100) == [(0, 512), (512, 1024), (1024, 1100)]
     big = "x" * (1 << 20)
     assert chunks([big, "a", "b", big + big, "c"]) == [(0, 1), (1, 3), (3, 4), (4, 5)]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.lists(st.integers(0, 2**32 - 1) | st.integers(0, 6), max_size=70), max_size=12),
+    st.sampled_from([1, 3, 512]),
+)
+def test_sorted_sets_are_each_texts_smallest_distinct_values(
+    texts: list[list[int]], k: int
+) -> None:
+    counts = np.array([len(t) for t in texts], np.int64)
+    values = np.array([v for t in texts for v in t], np.uint32)
+    got, sizes = sorted_sets(values, counts, k)
+    assert got.tolist() == [v for t in texts for v in sorted(set(t))[:k]]
+    assert sizes.tolist() == [len(set(t)) for t in texts]
+
+
+def test_a_text_far_wider_than_the_rest_is_sorted_on_its_own() -> None:
+    rng = np.random.default_rng(2)
+    counts = np.array([3, 20_000, 0, 5])
+    values = rng.integers(0, 1000, counts.sum()).astype(np.uint32)
+    got, sizes = sorted_sets(values, counts, 10_000)
+    ends = np.cumsum(counts)
+    want = [np.unique(values[e - c : e])[:10_000] for e, c in zip(ends, counts, strict=True)]
+    assert got.tolist() == np.concatenate(want).tolist()
+    assert sizes.tolist() == [
+        len(np.unique(values[e - c : e])) for e, c in zip(ends, counts, strict=True)
+    ]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.tuples(st.lists(st.integers(0, 4), min_size=3, max_size=3), st.booleans())),
+    st.integers(1, 4),
+)
+def test_shared_pairs_are_the_earlier_texts_of_each_bucket(
+    texts: list[tuple[list[int], bool]], limit: int
+) -> None:
+    keys = np.array([k for k, _ in texts], np.uint64).reshape(len(texts), 3)
+    keys += np.arange(3, dtype=np.uint64) * np.uint64(100)  # each band its own keys
+    sizes = np.array([int(words) for _, words in texts], np.int64)
+    order = np.argsort(keys.ravel(), kind="stable")
+    got = shared_pairs(keys, sizes, order, limit).tolist()
+    want = set()
+    for band in range(3):
+        buckets: dict[int, list[int]] = {}
+        for t in np.flatnonzero(sizes).tolist():
+            buckets.setdefault(int(keys[t, band]), []).append(t)
+        for members in buckets.values():
+            want |= {(a, b) for r, b in enumerate(members) for a in members[: min(r, limit)]}
+    assert got == [list(p) for p in sorted(want, key=lambda p: (p[1], p[0]))]

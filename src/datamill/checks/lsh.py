@@ -14,8 +14,6 @@ from itertools import pairwise
 
 import numpy as np
 
-from datamill.checks.shingles import distinct
-
 _PART_BITS = 3  # keys fall into 8 parts by their top bits
 _LOW32 = np.uint64(0xFFFFFFFF)
 
@@ -39,7 +37,8 @@ class BandIndex:
         self._runs = [[empty, empty] for _ in range(1 << _PART_BITS)]  # large, small
 
     def add(self, keys: np.ndarray, ids: np.ndarray) -> None:
-        order, bounds, low = _by_part(keys.ravel(), full=False)
+        keys = keys.ravel()
+        order, bounds, low = _by_part(keys)
         packed = low | ids.ravel()[order].astype(np.uint64)
         for p, (start, end) in enumerate(pairwise(bounds)):
             if start == end:
@@ -50,10 +49,12 @@ class BandIndex:
                 large, small = np.sort(np.concatenate([large, small]), kind="stable"), small[:0]
             self._runs[p] = [large, small]
 
-    def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def lookup(
+        self, keys: np.ndarray, order: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Every stored pair whose key is asked for: the position of the key in ``keys``
-        and the text number stored under it."""
-        order, bounds, low = _by_part(keys, full=True)  # sorted needles search faster
+        and the text number stored under it. ``order``, if known, sorts ``keys``."""
+        order, bounds, low = _by_part(keys, order)  # sorted needles search faster
         positions, found = [np.zeros(0, np.int64)], [np.zeros(0, np.uint32)]
         for p, (start, end) in enumerate(pairwise(bounds)):
             want = low[start:end]
@@ -78,12 +79,15 @@ class BandIndex:
         return sum(run.nbytes for runs in self._runs for run in runs)
 
 
-def _by_part(keys: np.ndarray, full: bool) -> tuple[np.ndarray, list[int], np.ndarray]:
-    """An order of ``keys`` that groups them by part (that sorts them, if ``full``), where
-    each part begins and ends in it, and the next 32 bits of each key in that order,
-    shifted up to make room for a text number."""
+def _by_part(
+    keys: np.ndarray, order: np.ndarray | None = None
+) -> tuple[np.ndarray, list[int], np.ndarray]:
+    """An order of ``keys`` that groups them by part (``order`` if given: one that sorts
+    them), where each part begins and ends in it, and the next 32 bits of each key in that
+    order, shifted up to make room for a text number."""
     part = (keys >> np.uint64(64 - _PART_BITS)).astype(np.uint8)
-    order = np.argsort(keys) if full else np.argsort(part, kind="stable")  # radix on bytes
+    if order is None:
+        order = np.argsort(part, kind="stable")  # a radix sort on bytes
     bounds = np.searchsorted(part[order], np.arange((1 << _PART_BITS) + 1)).tolist()
     return order, bounds, (keys[order] >> np.uint64(32 - _PART_BITS)) << np.uint64(32)
 
@@ -130,8 +134,7 @@ class SketchStore:
         self._spill.add(np.ascontiguousarray(hashes, np.uint32), 4 * np.asarray(offsets[1:]))
 
     def get(self, number: int) -> np.ndarray:
-        """The text's sketch as a sorted set."""
-        return distinct(np.frombuffer(self._spill.get(number), np.uint32))
+        return np.frombuffer(self._spill.get(number), np.uint32)
 
     @property
     def count(self) -> int:

@@ -29,7 +29,7 @@ import numpy as np
 from datamill.checks.base import BatchCheck, Part, text_of
 from datamill.checks.lsh import BandIndex, SketchStore, Spill, jaccard
 from datamill.checks.registry import register
-from datamill.checks.shingles import Shingling, Sketched, distinct, sketch_texts
+from datamill.checks.shingles import Shingling, Sketched, sketch_texts
 from datamill.records import CheckResult, Record
 from datamill.store import Dataset
 
@@ -137,7 +137,7 @@ class NearDup(BatchCheck):
         spans = chunks(texts)
         if self.workers < 2 or len(spans) < 2:
             for start, end in spans:
-                yield start, sketch_texts(texts[start:end], self.how)
+                yield start, sketch_texts(texts[start:end], self.how, MAX_CANDIDATES)
             return
         if self._pool is None:
             # Workers fork from a server that has imported the hashing code once; like any
@@ -147,7 +147,9 @@ class NearDup(BatchCheck):
             self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
         loop = asyncio.get_running_loop()
         pending = [
-            loop.run_in_executor(self._pool, sketch_texts, texts[start:end], self.how)
+            loop.run_in_executor(
+                self._pool, sketch_texts, texts[start:end], self.how, MAX_CANDIDATES
+            )
             for start, end in spans
         ]
         for (start, _), future in zip(spans, pending, strict=True):
@@ -156,20 +158,17 @@ class NearDup(BatchCheck):
     def _judge(self, ids: list[str], sketched: Sketched) -> list[CheckResult]:
         """Verdicts for one chunk, in order, against the index and the chunk's earlier
         kept texts; the kept ones are indexed afterwards."""
-        indexed, local = self._candidates(sketched.keys), _within(sketched.keys)
+        indexed, local = self._candidates(sketched), _within(sketched.pairs)
         offsets, k = sketched.offsets.tolist(), self.how.sketch
         kept = (sketched.sizes > 0).tolist()
-        sets: dict[int, np.ndarray] = {}
 
         def own(i: int) -> np.ndarray:
-            if i not in sets:
-                sets[i] = distinct(sketched.hashes[offsets[i] : offsets[i + 1]])
-            return sets[i]
+            return sketched.hashes[offsets[i] : offsets[i + 1]]
 
         scores: dict[int, float] = {}
         failed: dict[int, CheckResult] = {}
         for i in sorted(indexed.keys() | local.keys()):
-            if not kept[i]:  # no words: all such texts share their keys
+            if not kept[i]:  # no words
                 continue
             sim, of, in_reference = 0.0, "", False
             best = -1  # the number of the indexed text most like this one
@@ -177,7 +176,9 @@ class NearDup(BatchCheck):
                 s = jaccard(own(i), self._sketches.get(number), k)
                 if s > sim:
                     sim, best = s, number
-            for j in sorted(j for j in local.get(i, ()) if kept[j]):
+            for j in local.get(i, ()):
+                if not kept[j]:
+                    continue
                 s = jaccard(own(i), own(j), k)
                 if s > sim:
                     sim, best, of = s, -1, ids[j]
@@ -199,10 +200,11 @@ class NearDup(BatchCheck):
             results[i] = failed.get(i) or CheckResult(score=score, passed=True)
         return results
 
-    def _candidates(self, keys: np.ndarray) -> dict[int, list[int]]:
+    def _candidates(self, sketched: Sketched) -> dict[int, list[int]]:
         """Indexed texts sharing a band with each text of the chunk, those sharing most
         bands first, at most MAX_CANDIDATES each."""
-        asked, found = self._index.lookup(keys.ravel())
+        keys = sketched.keys
+        asked, found = self._index.lookup(keys.ravel(), sketched.order)
         if not len(asked):
             return {}
         pairs = np.sort((asked // keys.shape[1]).astype(np.uint64) << np.uint64(32) | found)
@@ -234,21 +236,9 @@ class NearDup(BatchCheck):
         self._ids.add(b"".join(encoded), np.cumsum(np.fromiter(map(len, encoded), np.int64)))
 
 
-def _within(keys: np.ndarray) -> dict[int, set[int]]:
+def _within(pairs: np.ndarray) -> dict[int, list[int]]:
     """For each text of a chunk, the earlier texts of the chunk that share a band key."""
-    flat = keys.ravel()
-    order = np.argsort(flat, kind="stable")
-    ordered = flat[order]
-    same = np.flatnonzero(ordered[1:] == ordered[:-1])
-    texts = (order // keys.shape[1]).tolist()
-    out: dict[int, set[int]] = {}
-    group: list[int] = []
-    previous = -2
-    for p in same.tolist():
-        if p != previous + 1:
-            group = [texts[p]]
-        text = texts[p + 1]
-        out.setdefault(text, set()).update(g for g in group if g != text)
-        group.append(text)
-        previous = p
+    out: dict[int, list[int]] = {}
+    for earlier, later in pairs.tolist():
+        out.setdefault(later, []).append(earlier)
     return out

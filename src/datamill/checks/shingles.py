@@ -4,9 +4,8 @@ Tokenising is the slow part of near-duplicate detection in Python, so nothing he
 Python object per word: a batch of texts becomes one byte buffer, words are runs of bytes
 between separators, and each word's hash is a polynomial over its bytes, read off a prefix
 sum. Shingle hashes make MinHash signatures for the LSH band keys (a scatter-minimum, no
-sort), and each text's shingle hashes are kept as they come, so that candidates can be
-verified on real shingles; only a text with more than ``sketch`` of them is cut down to
-its ``sketch`` smallest distinct ones.
+sort), and the smallest ``sketch`` of each text's distinct shingle hashes are kept so that
+candidates can be verified on real shingles.
 """
 
 from __future__ import annotations
@@ -18,6 +17,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+
+from datamill.checks.sketches import shared_pairs, sorted_sets
 
 U64 = np.uint64
 # ASCII letters lower-cased, every other ASCII byte (punctuation, controls, spaces) a
@@ -128,23 +129,17 @@ class Shingling:
 
 
 class Sketched(NamedTuple):
-    """One batch of texts: LSH band keys (one row per text), how many shingles each text
-    has, and each text's 32-bit shingle hashes (``offsets`` mark where each text's start):
-    as they come, repeats and all, or the ``sketch`` smallest distinct ones, sorted, for a
-    text with more shingles than that. :func:`distinct` makes either a sorted set."""
+    """One batch of texts: LSH band keys (one row per text), how many distinct shingles
+    each text has, the smallest ``sketch`` of their 32-bit hashes, sorted (``offsets`` mark
+    where each text's start), the order that sorts the band keys (flattened), and the
+    pairs of texts of the batch that share a band key (see :func:`shared_pairs`)."""
 
     keys: np.ndarray
     sizes: np.ndarray
     hashes: np.ndarray
     offsets: np.ndarray
-
-
-def distinct(hashes: np.ndarray) -> np.ndarray:
-    """The sorted distinct values of a small array (several times faster than np.unique)."""
-    hashes = np.sort(hashes)
-    keep = np.ones(len(hashes), bool)
-    keep[1:] = hashes[1:] != hashes[:-1]
-    return hashes[keep]
+    order: np.ndarray
+    pairs: np.ndarray
 
 
 _EMPTY = np.uint32(0xFFFFFFFF)
@@ -209,21 +204,15 @@ def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
     return acc
 
 
-def sketch_texts(texts: list[str], how: Shingling) -> Sketched:
-    """Band keys and verification sketches for a batch: a pure function, run in workers."""
+def sketch_texts(texts: list[str], how: Shingling, pairs_per_bucket: int = 64) -> Sketched:
+    """Everything about a batch that does not need the index: a pure function, run in
+    workers. A text is paired with at most ``pairs_per_bucket`` earlier texts of a bucket."""
     n = len(texts)
     shingles, owner = shingle_hashes(*word_hashes(texts), n, how.ngram)
     values = (shingles >> U64(32)).astype(np.uint32)
     keys = band_keys(signatures(values, owner, n, how.num_perm), how.bands, how.rows)
-    sizes = np.bincount(owner, minlength=n)
-    lengths = sizes.copy()
-    long = np.flatnonzero(sizes > how.sketch)
-    if len(long):  # the bottom-k sketch of each long text, in its place
-        ends = np.cumsum(sizes)
-        pieces, done = [], 0
-        for t in long.tolist():
-            smallest = distinct(values[ends[t] - sizes[t] : ends[t]])[: how.sketch]
-            pieces += [values[done : ends[t] - sizes[t]], smallest]
-            lengths[t], done = len(smallest), ends[t]
-        values = np.concatenate([*pieces, values[done:]])
-    return Sketched(keys, sizes, values, np.concatenate([[0], np.cumsum(lengths)]))
+    hashes, sizes = sorted_sets(values, np.bincount(owner, minlength=n), how.sketch)
+    order = np.argsort(keys.ravel(), kind="stable")
+    pairs = shared_pairs(keys, sizes, order, pairs_per_bucket)
+    offsets = np.concatenate([[0], np.cumsum(np.minimum(sizes, how.sketch))])
+    return Sketched(keys, sizes, hashes, offsets, order, pairs)
