@@ -82,13 +82,28 @@ def test_serve_push_annotate_pull(tmp_path: Path):
                 except ApiError as e:
                     assert e.status == 403
             assert len(list(root.responses("qa"))) == 3
+            over_api = root.pull("qa", data)
+            assert (over_api["annotated"], over_api["annotations"]) == (3, 21)
+            again = datamill(
+                "annotate", "pull", "--project", "qa", "--out", str(data), "--url", url,
+                env={"DATAMILL_TOKEN": root.create_token("admin")},
+            )  # fmt: skip
+            assert "0 annotations" in again  # already pulled into this lineage
     finally:
         server.terminate()
         server.wait(10)
 
-    out = datamill("annotate", "pull", "--project", "qa", "--out", str(data), "--db", db)
+    direct = Dataset.open(data)
+    by_api = list(direct.records())
+    out = datamill(
+        "annotate", "pull", "--project", "qa", "--out", str(data), "--version", "1", "--db", db
+    )
     assert "on 3 of 3 records" in out
-    pulled = list(Dataset.open(data).records())
+    pulled = list(direct.records())
+    # The API's pull and the database's pull write the same annotations.
+    assert [[a.model_dump() for a in r.annotations] for r in pulled] == [
+        [a.model_dump() for a in r.annotations] for r in by_api
+    ]
     assert all(
         {a.question for a in r.annotations} >= {"quality", "preference", "rewrite"} for r in pulled
     )

@@ -14,12 +14,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from itertools import islice
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from datamill.errors import DatamillError
-from datamill.records import Record
+from datamill.records import Annotation, Record
 
 JSON = dict[str, Any]
 
@@ -123,6 +124,39 @@ class Client:
                 if line:
                     yield json.loads(line)
 
+    def pull(self, project: str, dataset_dir: str | Path, version: int | None = None) -> JSON:
+        """Write a new version of the dataset whose records carry the project's responses as
+        annotations, like ``datamill annotate pull --db`` (same stage, same metadata). A
+        response already pulled into this lineage is not added twice; a response whose
+        record is not in the version stops the pull before anything is written."""
+        from datamill.store import Dataset
+
+        rows: dict[str, list[JSON]] = {}
+        for row in self.responses(project):
+            rows.setdefault(row["record_id"], []).append(row)
+        dataset = Dataset.open(dataset_dir)
+        parent = dataset.version(version).version
+        missing = set(rows) - {r.id for r in dataset.records(parent)}
+        if missing:
+            raise DatamillError(
+                f"{dataset.path} version {parent}: {len(missing)} records with responses in "
+                f"project {project!r} are not in this version (e.g. {min(missing)}); "
+                "nothing written"
+            )
+        questions = next(p["questions"] for p in self.projects() if p["name"] == project)
+        params = {"project": project, "api": str(self.http.base_url), "questions": questions}
+        annotated = annotations = 0
+        with dataset.writer("annotate", params, parent=parent) as w:
+            for record in dataset.records(parent):
+                new = _annotations(project, rows.get(record.id, []), record)
+                if new:
+                    record = record.model_copy(update={"annotations": [*record.annotations, *new]})
+                    annotated += 1
+                    annotations += len(new)
+                w.write(record)
+        assert w.committed is not None
+        return {"version": w.committed.version, "annotated": annotated, "annotations": annotations}
+
     def progress(self, project: str) -> JSON:
         return self._get(f"/api/projects/{project}/progress")
 
@@ -139,6 +173,31 @@ class Client:
 
     def skip(self, assignment_id: int) -> JSON:
         return self._post(f"/api/assignments/{assignment_id}/skip")
+
+
+def _annotations(project: str, rows: list[JSON], record: Record) -> list[Annotation]:
+    done = {a.metadata.get("response_id") for a in record.annotations if a.project == project}
+    return [
+        Annotation(
+            annotator=row["annotator"],
+            question=question,
+            value=value,
+            project=project,
+            seconds=row["seconds"],
+            created_at=row["created_at"],
+            metadata={
+                "response_id": row["response_id"],
+                "flags": row["flags"],
+                "display_order": row["display_order"],
+                "typing_seconds": row["typing_seconds"],
+                "paste_events": row["paste_events"],
+                "gold": row["gold"],
+            },
+        )
+        for row in rows
+        if row["response_id"] not in done
+        for question, value in row["answers"].items()
+    ]
 
 
 def _check(r: httpx.Response) -> Any:

@@ -207,8 +207,17 @@ def pull(
     out: Annotated[Path, typer.Option(help="Dataset to write the annotated version to.")],
     version: VersionOpt = None,
     db: DbOpt = DEFAULT_DB,
+    url: UrlOpt = None,
 ) -> None:
     """Write a new version of the dataset with every submitted answer as annotations."""
+    if url:
+        from datamill.annotate.client import Client
+
+        with Client(url, _token()) as client:
+            got = client.pull(project, out, version)
+        n, records = got["annotations"], got["annotated"]
+        say(f"version {got['version']}: {n} annotations on {records} records")
+        return
     from datamill.annotate import service
 
     database = open_db(db)
