@@ -5,6 +5,8 @@ annotators), and whose answers come back as decisions naming the reviewer."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -148,3 +150,40 @@ def test_an_empty_or_foreign_review_answer_settles_nothing(
         # the reviewer answered only the comment, not the open pairwise question
         assert adjudication.pull_verdicts(s, target, dataset.path) == (None, 0)
     database.dispose()
+
+
+def datamill(*args: str | Path, code: int = 0) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "datamill", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == code, done.stderr
+    return " ".join((done.stdout + done.stderr).split())
+
+
+def test_the_command_line_pushes_open_records_and_pulls_verdicts(
+    db_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    database, dataset, _ = annotated(db_url, tmp_path)
+    where = ("--project", "p", "--db", db_url)
+    early = datamill("annotate", "adjudicate", "pull", dataset.path, *where, code=1)
+    assert "error: no project 'p-adjudication': push the open records first" in early
+    assert "pushed to p-adjudication: 1 records to adjudicate, 0 already there" in datamill(
+        "annotate", "adjudicate", "push", dataset.path, *where
+    )
+    nothing = datamill("annotate", "adjudicate", "pull", dataset.path, *where)
+    assert "no reviewer has answered an open record yet; nothing written" in nothing
+    with database.write() as s:
+        target = service.get_project(s, "p-adjudication")
+        lease = service.next_item(s, target, service.get_user(s, "rita"))
+        answer = {"pref": {"choice": "A"}}
+        service.submit(s, lease, answer, service.Timing(seconds=5))
+    database.dispose()
+    resolved = dataset.versions[-1].version
+    pulled = datamill("annotate", "adjudicate", "pull", dataset.path, *where)
+    assert f"version {resolved + 1}: 1 records adjudicated" in pulled
+    last = Dataset.open(dataset.path).versions[-1]
+    assert last.stage == "adjudicate" and last.counts["adjudicated"] == 1

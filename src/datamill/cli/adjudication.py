@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from datamill.cli.annotate import DEFAULT_DB, DbOpt, annotate_app, open_db
 from datamill.cli.common import DatasetArg, VersionOpt, console
+from datamill.errors import DatamillError
 
 adjudicate_app = typer.Typer(help="Adjudication by reviewers in the app: push open records, pull.")
 annotate_app.add_typer(adjudicate_app, name="adjudicate")
@@ -56,8 +57,15 @@ def pull(
     from datamill.annotate import adjudication, service
 
     database = open_db(db)
+    name = adjudication.project_name(project)
     with database.read() as s:
-        target = service.get_project(s, adjudication.project_name(project))
+        try:
+            target = service.get_project(s, name)
+        except service.NotFound:
+            raise DatamillError(
+                f"no project {name!r}: push the open records first "
+                f"(datamill annotate adjudicate push DATASET --project {project})"
+            ) from None
         done, n = adjudication.pull_verdicts(s, target, dataset, version)
     if done is None:
         console.print("no reviewer has answered an open record yet; nothing written")
