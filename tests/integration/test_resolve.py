@@ -435,6 +435,12 @@ def test_the_commands_as_a_user_runs_them(dataset: Dataset, tmp_path: Path) -> N
     gold_accuracy = {row[0]: row[3] for row in cells}
     assert [gold_accuracy[a] for a in "abc"] == ["0.000", "0.000", "1.000"]
 
+    hostile = Dataset.create(tmp_path / "hostile")
+    name = "[red]<i>x</i>"
+    hostile.write([annotated(0, {"safe": {name: "safe", "b": "safe"}})], stage="annotate")
+    shown = datamill("agreement", hostile.path, "--questions", questions)
+    assert shown.returncode == 0 and name in shown.stdout  # text, not taken as markup
+
     broken = tmp_path / "broken.yaml"
     broken.write_text("safe: colour\n")
     out = datamill("resolve", dataset.path, "--questions", broken)

@@ -351,3 +351,24 @@ def test_infer(value: object, kind: str) -> None:
 def test_infer_refuses_what_it_cannot_read() -> None:
     with pytest.raises(AnswerError, match="cannot tell"):
         infer("q", None)
+
+
+def test_dawid_skene_and_bradley_terry_load_neither_torch_nor_transformers() -> None:
+    """crowd-kit declares transformers; datamill installs it without and must not need it."""
+    import subprocess
+    import sys
+
+    require("crowdkit", "pip install --no-deps crowd-kit")
+    code = (
+        "import sys\n"
+        "from datamill.quality.agreement import AnswerTable\n"
+        "from datamill.quality import consensus\n"
+        "t = AnswerTable('nominal')\n"
+        "for i, (a, b) in enumerate([('x', 'x'), ('y', 'x'), ('y', 'y')]):\n"
+        "    t.add(i, 'w1', a); t.add(i, 'w2', b)\n"
+        "consensus.dawid_skene(t); consensus.bradley_terry([(0, 1)], 2)\n"
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
