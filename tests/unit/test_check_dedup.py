@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from datamill.checks import make_check, run_checks
 from datamill.checks.lsh import BandIndex, SketchStore, Spill, jaccard
-from datamill.checks.near_dup import NearDup, chunks
+from datamill.checks.near_dup import NearDup
 from datamill.checks.shingles import (
     Shingling,
     normalise,
@@ -23,6 +23,7 @@ from datamill.checks.shingles import (
     word_hashes,
 )
 from datamill.checks.sketches import shared_pairs, sorted_sets
+from datamill.checks.workers import chunks
 from datamill.errors import DatamillError
 from datamill.records import CheckResult, Message, Provenance, Record
 from datamill.store import Dataset
@@ -142,7 +143,7 @@ class Watched(NearDup):
     pooled = False
 
     async def aclose(self) -> None:
-        self.pooled = self._pool is not None
+        self.pooled = self.hashing.pool is not None
         await super().aclose()
 
 
@@ -156,6 +157,7 @@ def test_the_pairs_found_do_not_depend_on_order_or_on_workers() -> None:
         random.Random(seed).shuffle(order)
         records = [rec(texts[i], id=str(i)) for i in order]
         check = Watched(workers=workers)
+        check.hashing.start()  # else the first batch is hashed in process while they start
         out = list(run_checks(records, [check]))
         assert check.pooled is (workers > 1)
         pairs = {

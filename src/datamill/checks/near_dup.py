@@ -1,12 +1,12 @@
 """Near-duplicates by MinHash LSH over word n-grams: the first occurrence passes, a later
 text whose n-gram set overlaps an earlier one's by ``threshold`` (Jaccard) or more fails.
 
-Texts are shingled and hashed in worker processes, a batch at a time (see
-:mod:`datamill.checks.shingles`); the parent keeps the LSH buckets and verifies every LSH
-candidate on shingle sketches, so a bucket collision alone never fails a record. Only
-texts that pass are indexed: a duplicate is reported against a text that was kept. With
-``reference``, another dataset's texts are indexed first and any match against them fails
-too.
+Texts are shingled and hashed in worker processes, a chunk at a time (see
+:mod:`datamill.checks.shingles` and :mod:`datamill.checks.workers`); the parent keeps the
+LSH buckets and verifies every LSH candidate on shingle sketches, so a bucket collision
+alone never fails a record. Only texts that pass are indexed: a duplicate is reported
+against a text that was kept. With ``reference``, another dataset's texts are indexed
+first and any match against them fails too.
 
 Memory grows with kept texts only, and little: 8 bytes per band in the LSH index (128
 bytes with the default 16 bands) and 16 bytes for where the text's sketch and id lie in
@@ -17,11 +17,8 @@ measures speed, memory, precision and recall against datasketch and rensa.
 
 from __future__ import annotations
 
-import asyncio
-import multiprocessing
 import os
-from collections.abc import AsyncIterator, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterator, Sequence
 from typing import get_args
 
 import numpy as np
@@ -29,12 +26,11 @@ import numpy as np
 from datamill.checks.base import BatchCheck, Part, text_of
 from datamill.checks.lsh import BandIndex, SketchStore, Spill, jaccard
 from datamill.checks.registry import register
-from datamill.checks.shingles import Shingling, Sketched, sketch_texts
+from datamill.checks.shingles import Shingling, Sketched
+from datamill.checks.workers import SketchPool
 from datamill.records import CheckResult, Record
 from datamill.store import Dataset
 
-CHUNK_TEXTS = 512  # texts per unit of work sent to a worker
-CHUNK_CHARS = 1 << 20  # and at most this many characters, unless one text is longer
 MAX_CANDIDATES = 64  # verified per text, those sharing the most bands first
 MAX_WORKERS = 4
 
@@ -49,19 +45,6 @@ def reference_batches(path: str, on: Part, size: int) -> Iterator[tuple[list[str
     """The ids and texts of a dataset's latest version, a batch at a time."""
     for batch in Dataset.open(path).batches(batch_size=size):
         yield [r.id for r in batch], [text_of(r, on) for r in batch]
-
-
-def chunks(texts: list[str]) -> list[tuple[int, int]]:
-    """Start and end of consecutive runs of texts small enough for one worker call: at most
-    CHUNK_TEXTS texts and CHUNK_CHARS characters, unless one text is longer."""
-    ends = np.cumsum(np.fromiter(map(len, texts), np.int64, len(texts)))
-    spans, start, used = [], 0, 0
-    while start < len(texts):
-        end = int(np.searchsorted(ends, used + CHUNK_CHARS, side="right"))
-        end = min(max(end, start + 1), start + CHUNK_TEXTS)
-        spans.append((start, end))
-        start, used = end, int(ends[end - 1])
-    return spans
 
 
 @register
@@ -106,7 +89,7 @@ class NearDup(BatchCheck):
         self._index, self._sketches, self._ids = BandIndex(), SketchStore(), Spill()
         self._in_reference = 0  # indexed texts numbered below this are the reference's
         self._reference_pending = reference is not None
-        self._pool: ProcessPoolExecutor | None = None
+        self.hashing = SketchPool(self.how, self.workers, MAX_CANDIDATES)
 
     async def check_batch(self, records: Sequence[Record]) -> list[CheckResult]:
         if self._reference_pending:
@@ -115,45 +98,20 @@ class NearDup(BatchCheck):
         texts = [text_of(r, self.on) for r in records]
         ids = [r.id for r in records]
         results: list[CheckResult] = []
-        async for start, sketched in self._sketched(texts):
+        async for start, sketched in self.hashing.sketched(texts):
             results += self._judge(ids[start : start + len(sketched.sizes)], sketched)
         return results
 
     async def aclose(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
+        self.hashing.close()
 
     async def _index_reference(self) -> None:
         assert self.reference is not None
         for ids, texts in reference_batches(self.reference, self.on, self.batch_size):
-            async for start, sketched in self._sketched(texts):
+            async for start, sketched in self.hashing.sketched(texts):
                 keep = np.flatnonzero(sketched.sizes)
                 self._add(sketched, keep, [ids[start + i] for i in keep])
         self._in_reference = self._ids.count
-
-    async def _sketched(self, texts: list[str]) -> AsyncIterator[tuple[int, Sketched]]:
-        """Sketches of consecutive chunks of ``texts``, in order, computed in parallel."""
-        spans = chunks(texts)
-        if self.workers < 2 or len(spans) < 2:
-            for start, end in spans:
-                yield start, sketch_texts(texts[start:end], self.how, MAX_CANDIDATES)
-            return
-        if self._pool is None:
-            # Workers fork from a server that has imported the hashing code once; like any
-            # multiprocessing user, a script that runs this check needs a __main__ guard.
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["datamill.checks.shingles"])
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
-        loop = asyncio.get_running_loop()
-        pending = [
-            loop.run_in_executor(
-                self._pool, sketch_texts, texts[start:end], self.how, MAX_CANDIDATES
-            )
-            for start, end in spans
-        ]
-        for (start, _), future in zip(spans, pending, strict=True):
-            yield start, await future
 
     def _judge(self, ids: list[str], sketched: Sketched) -> list[CheckResult]:
         """Verdicts for one chunk, in order, against the index and the chunk's earlier

@@ -1,0 +1,100 @@
+"""Hashing batches of texts for near-duplicate detection in worker processes, in order.
+
+Workers fork from a server process that has imported the hashing code once (safe in a
+threaded parent, unlike a plain fork). Starting that server takes a second or more on a
+busy machine, so it starts in the background and the parent hashes in process until the
+workers are up. Like any multiprocessing user, a script that runs this needs a
+``__main__`` guard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import threading
+from collections.abc import AsyncIterator
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+
+from datamill.checks.shingles import Shingling, Sketched, sketch_texts
+
+CHUNK_TEXTS = 512  # texts per unit of work sent to a worker
+CHUNK_CHARS = 1 << 20  # and at most this many characters, unless one text is longer
+
+
+def chunks(texts: list[str]) -> list[tuple[int, int]]:
+    """Start and end of consecutive runs of texts small enough for one worker call: at most
+    CHUNK_TEXTS texts and CHUNK_CHARS characters, unless one text is longer."""
+    ends = np.cumsum(np.fromiter(map(len, texts), np.int64, len(texts)))
+    spans, start, used = [], 0, 0
+    while start < len(texts):
+        end = int(np.searchsorted(ends, used + CHUNK_CHARS, side="right"))
+        end = min(max(end, start + 1), start + CHUNK_TEXTS)
+        spans.append((start, end))
+        start, used = end, int(ends[end - 1])
+    return spans
+
+
+class SketchPool:
+    """:func:`sketch_texts` over chunks of a batch, in ``workers`` processes once they are
+    up (in process before, or with fewer than 2 workers or chunks)."""
+
+    def __init__(self, how: Shingling, workers: int, pairs_per_bucket: int) -> None:
+        self.how, self.workers, self.pairs_per_bucket = how, workers, pairs_per_bucket
+        self.pool: ProcessPoolExecutor | None = None
+        self._starting: threading.Thread | None = None
+        self._failed: BaseException | None = None
+
+    async def sketched(self, texts: list[str]) -> AsyncIterator[tuple[int, Sketched]]:
+        """Sketches of consecutive chunks of ``texts``, in order."""
+        spans = chunks(texts)
+        args = (self.how, self.pairs_per_bucket)
+        if self.workers < 2 or len(spans) < 2 or not self._ready():
+            for start, end in spans:
+                yield start, sketch_texts(texts[start:end], *args)
+            return
+        loop = asyncio.get_running_loop()
+        pending = [
+            loop.run_in_executor(self.pool, sketch_texts, texts[start:end], *args)
+            for start, end in spans
+        ]
+        for (start, _), future in zip(spans, pending, strict=True):
+            yield start, await future
+
+    def start(self) -> None:
+        """Start the workers now, if there are to be any, and wait until they are up."""
+        if self.workers >= 2 and not self._ready():
+            assert self._starting is not None
+            self._starting.join()
+            self._ready()
+
+    def close(self) -> None:
+        if self._starting is not None:
+            self._starting.join()
+        if self.pool is not None:
+            self.pool.shutdown()
+        self.pool = self._starting = None
+
+    def _ready(self) -> bool:
+        """Whether the workers are up; starts them the first time it is asked."""
+        if self.pool is None:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["datamill.checks.shingles"])
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=context)
+            self._starting = threading.Thread(target=self._start, daemon=True)
+            self._starting.start()
+        if self._starting is not None and self._starting.is_alive():
+            return False
+        if self._failed is not None:
+            raise self._failed
+        return True
+
+    def _start(self) -> None:
+        assert self.pool is not None
+        try:
+            for started in [self.pool.submit(os.getpid) for _ in range(self.workers)]:
+                started.result()
+        except BaseException as error:  # re-raised in the caller's thread
+            self._failed = error
