@@ -113,6 +113,7 @@ def resolve(
         console.print(
             "  open questions: "
             + ", ".join(f"{escape(q)} {n}" for q, n in summary.open_questions.most_common())
+            + f" — list them with: datamill adjudicate {escape(str(dataset))}"
         )
     if summary.agreement:
         console.print(_agreement_table(summary.agreement, summary.methods))
