@@ -85,3 +85,25 @@ def test_bad_stages_are_refused_before_anything_runs(
     text = RECIPE.split("stages:")[0] + "stages:\n" + stages
     with pytest.raises(InputError, match=message.replace("[", r"\[").replace("]", r"\]")):
         load_pipeline(write(tmp_path, text))
+
+
+def test_a_version_committed_just_before_a_kill_is_taken_up_not_made_again(
+    tmp_path: Path,
+) -> None:
+    pipeline = load_pipeline(write(tmp_path, RECIPE))
+    out = tmp_path / "out"
+    with StubServer() as server:
+        backend = {"generator": BackendConfig(kind="openai", base_url=server.url, model="stub")}
+        first = run_pipeline(pipeline, out, overrides=backend)
+        # As if killed after the route version was committed and before it was recorded:
+        state = json.loads((out / "pipeline.json").read_text())
+        route = next(k for k, v in state.items() if v == first.version)
+        del state[route]
+        state["_started"] = {route: "2000-01-01T00:00:00+00:00"}
+        (out / "pipeline.json").write_text(json.dumps(state))
+        again = run_pipeline(pipeline, out, overrides=backend)
+    assert [name for name, _ in again.steps] == ["export"]
+    assert again.version == first.version
+    assert len(Dataset.open(out / "dataset").versions) == 4  # no second route version
+    assert json.loads((out / "pipeline.json").read_text())[route] == first.version
+    assert "_started" not in json.loads((out / "pipeline.json").read_text())

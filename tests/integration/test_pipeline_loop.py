@@ -4,6 +4,7 @@ SQLite and PostgreSQL; a run killed with SIGKILL resumes without redoing finishe
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -144,6 +145,14 @@ def test_annotate_pauses_then_resolve_and_adjudicate_close_the_loop(
         assert (out / "exports" / "preference.jsonl").exists() and (out / "report.html").exists()
 
 
+def recorded(state: Path) -> bool:
+    """Whether the runner has recorded a finished step."""
+    try:
+        return any(k != "_started" for k in json.loads(state.read_text()))
+    except (OSError, ValueError):
+        return False
+
+
 def test_a_killed_run_resumes_without_redoing_finished_steps(tmp_path: Path) -> None:
     out = tmp_path / "out"
     with StubServer(latency=0.05) as server:
@@ -153,7 +162,7 @@ def test_a_killed_run_resumes_without_redoing_finished_steps(tmp_path: Path) -> 
         ]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 120
-        while not (out / "pipeline.json").exists():  # generation is done: kill it now
+        while not recorded(out / "pipeline.json"):  # generation is done: kill it now
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.005)
         os.kill(proc.pid, signal.SIGKILL)

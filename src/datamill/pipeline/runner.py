@@ -7,6 +7,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from datamill.errors import DatasetError
@@ -16,6 +17,7 @@ from datamill.pipeline.stages import STAGES, StepContext, StepOutcome
 from datamill.store import Dataset, atomic_write_bytes
 
 STATE = "pipeline.json"
+_STARTED = "_started"
 Tick = Callable[[str, int | None], Callable[[], None]]
 
 
@@ -33,17 +35,45 @@ def _key(previous: str, name: str, params: object) -> str:
 
 
 class _State:
-    """``OUT/pipeline.json``: step key → the version that step wrote."""
+    """``OUT/pipeline.json``: step key → the version that step wrote, and the steps started
+    but not recorded (key → start time), so that a version committed just before a kill is
+    taken up instead of made again."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.started: dict[str, str] = {}
         try:
-            self.done: dict[str, int] = json.loads(path.read_text()) if path.exists() else {}
+            data = json.loads(path.read_text()) if path.exists() else {}
         except (OSError, ValueError) as e:
             raise DatasetError(f"{path}: cannot read the pipeline state ({e})") from None
+        self.started = data.pop(_STARTED, {})
+        self.done: dict[str, int] = data
 
     def save(self) -> None:
-        atomic_write_bytes(self.path, json.dumps(self.done, indent=1).encode())
+        data = {**self.done, **({_STARTED: self.started} if self.started else {})}
+        atomic_write_bytes(self.path, json.dumps(data, indent=1).encode())
+
+    def start(self, key: str) -> None:
+        self.started[key] = datetime.now(UTC).isoformat()
+        self.save()
+
+    def finish(self, key: str, version: int | None) -> None:
+        self.started.pop(key, None)
+        if version is not None:
+            self.done[key] = version
+        self.save()
+
+    def orphan(self, key: str, dataset: Dataset, stage: str, parent: int | None) -> int | None:
+        """The version a started step committed before the run was killed, if any."""
+        since = self.started.get(key)
+        if since is None:
+            return None
+        found = [
+            v.version
+            for v in dataset.versions
+            if v.parent == parent and v.stage == stage and v.created_at.isoformat() >= since
+        ]
+        return found[-1] if found else None
 
 
 def run_pipeline(
@@ -67,20 +97,25 @@ def run_pipeline(
     result = PipelineResult(dataset)
     backends = {k: v.model_dump(mode="json") for k, v in (overrides or {}).items()}
     key = _key("", "generate", [pipeline.recipe.model_dump(mode="json"), n, backends])
-    version = state.done.get(key)
+    version = state.done.get(key) or state.orphan(key, dataset, "generate", None)
     if version is None:
+        state.start(key)
         advance = tick("generate", n or pipeline.recipe.n)
         run = run_generation(pipeline.recipe, dataset, n=n, overrides=overrides, advance=advance)
         done = asyncio.run(run)
-        state.done[key] = version = done.version
-        state.save()
+        version = done.version
         result.steps.append(("generate", StepOutcome(done, summary=_generated(done.counts))))
+    state.finish(key, version)
     for step in pipeline.steps:
         stage = STAGES[step.name]
         key = _key(key, step.name, step.key_params())
-        if stage.writes_version and key in state.done:
-            version = state.done[key]
-            continue
+        if stage.writes_version:
+            found = state.done.get(key) or state.orphan(key, dataset, step.name, version)
+            if found is not None:
+                state.finish(key, found)
+                version = found
+                continue
+            state.start(key)
         ctx = StepContext(
             dataset, version, pipeline.base, out, lambda total, name=step.name: tick(name, total)
         )
@@ -91,8 +126,8 @@ def run_pipeline(
             break
         if outcome.version is not None:
             version = outcome.version.version
-            state.done[key] = version
-            state.save()
+        if stage.writes_version:
+            state.finish(key, outcome.version.version if outcome.version else None)
     result.version = version
     return result
 
