@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from datamill.errors import InputError
+from datamill.errors import DatamillError, InputError
 from datamill.llm.config import BackendConfig
 from datamill.llm.stub_server import StubServer
 from datamill.pipeline import load_pipeline, run_pipeline
@@ -107,3 +107,39 @@ def test_a_version_committed_just_before_a_kill_is_taken_up_not_made_again(
     assert len(Dataset.open(out / "dataset").versions) == 4  # no second route version
     assert json.loads((out / "pipeline.json").read_text())[route] == first.version
     assert "_started" not in json.loads((out / "pipeline.json").read_text())
+
+
+def test_diversity_and_report_stages_write_files_not_versions(tmp_path: Path) -> None:
+    (tmp_path / "human.jsonl").write_text(
+        "\n".join(
+            json.dumps({"prompt": f"Question {i}?", "response": f"A <b>human</b> answer {i}."})
+            for i in range(5)
+        )
+    )
+    stages = (
+        "  - check: {checks: [exact_dedup]}\n"
+        "  - diversity: {out: div/generated.json}\n"
+        "  - diversity: {reference: human.jsonl, out: div/human.json, threshold: 0.5}\n"
+        "  - report: {out: report.html}\n"
+    )
+    text = RECIPE.split("stages:")[0] + "stages:\n" + stages
+    out = tmp_path / "out"
+    with StubServer() as server:
+        backend = {"generator": BackendConfig(kind="openai", base_url=server.url, model="stub")}
+        result = run_pipeline(load_pipeline(write(tmp_path, text)), out, overrides=backend)
+    assert [name for name, _ in result.steps][-3:] == ["diversity", "diversity", "report"]
+    assert [v.stage for v in Dataset.open(out / "dataset").versions] == ["generate", "check"]
+    generated = json.loads((out / "div" / "generated.json").read_text())
+    assert generated["version"] == result.version and "comparison" in generated
+    human = json.loads((out / "div" / "human.json").read_text())
+    assert human["comparison"]["threshold"] == 0.5
+    assert "warning" in result.steps[-2][1].summary or "no collapse" in result.steps[-2][1].summary
+    html = (out / "report.html").read_text()
+    assert html.startswith("<!") and "<script" not in html.lower()
+
+
+def test_a_missing_reference_set_names_the_file(tmp_path: Path) -> None:
+    text = RECIPE.split("stages:")[0] + "stages:\n  - diversity: {reference: nowhere.jsonl}\n"
+    with StubServer() as server, pytest.raises(DatamillError, match=r"nowhere\.jsonl"):
+        backend = {"generator": BackendConfig(kind="openai", base_url=server.url, model="stub")}
+        run_pipeline(load_pipeline(write(tmp_path, text)), tmp_path / "out", overrides=backend)

@@ -1,4 +1,4 @@
-"""The stages where people answer: annotate, resolve, adjudicate (and the report).
+"""The stages where people answer: annotate, resolve, adjudicate.
 
 ``annotate`` pushes what routing sent to humans in a project of the annotation store
 (creating the project from the stage's parameters if missing), then pauses the run until
@@ -168,21 +168,3 @@ def _adjudicate(ctx: StepContext, params: AdjudicateParams) -> StepOutcome:
     left = sum(1 for r in ctx.dataset.records(after) if adjudication.waiting(r))
     note = f"; {left} left open (a reviewer answered none of their open questions)" if left else ""
     return StepOutcome(done, summary=f"{n} records adjudicated by reviewers{note}")
-
-
-# -- report ------------------------------------------------------------------------------
-
-
-class ReportParams(Params):
-    out: Path = Path("report.html")
-    rates: Path | None = None  # rates.yaml (relative: to the recipe)
-
-
-@stage("report", ReportParams, writes_version=False)
-def _report(ctx: StepContext, params: ReportParams) -> StepOutcome:
-    from datamill.ledger import Rates
-    from datamill.report import collect, write_report
-
-    rates = Rates.load(ctx.input(params.rates)) if params.rates else None
-    path = write_report(collect(ctx.dataset, ctx.parent, rates, None), ctx.output(params.out))
-    return StepOutcome(files=[path], summary=f"report → {path}")

@@ -169,6 +169,6 @@ def _export(ctx: StepContext, params: ExportParams) -> StepOutcome:
     return StepOutcome(files=files, summary=summary)
 
 
-# The stages where people answer (annotate, resolve, adjudicate) and the report register
-# themselves from their own module.
-from datamill.pipeline import human  # noqa: E402, F401
+# The stages where people answer (annotate, resolve, adjudicate) and those that measure
+# (report, diversity) register themselves from their own modules.
+from datamill.pipeline import human, measure  # noqa: E402, F401
