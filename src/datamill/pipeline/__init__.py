@@ -13,8 +13,10 @@ stages:
 A pipeline is resumable: each step that writes a dataset version is remembered in
 ``OUT/pipeline.json`` under a key made of its name, its parameters and the steps before
 it, so running the recipe again skips what is done and goes on from where it stopped.
-A step may also *pause* the run (the annotate step does, until humans have answered);
-running again picks it up.
+A step may also *pause* the run (annotate and adjudicate do, until annotators or reviewers
+have answered in the app); running again picks it up. Stages: ``check``, ``filter``,
+``route``, ``export`` (stages.py); ``annotate``, ``resolve``, ``adjudicate`` (human.py);
+``report``, ``diversity`` (measure.py). ``recipes/loop.yaml`` uses most of them.
 """
 
 from __future__ import annotations
