@@ -128,6 +128,21 @@ def test_mean_pairwise_cohen_is_cohen_for_two_raters() -> None:
     )
 
 
+@pytest.mark.parametrize("level", ["nominal", "interval"])
+def test_mean_pairwise_cohen_over_raters_with_gaps_matches_sklearn(level: str) -> None:
+    metrics = require("sklearn.metrics", "pip install 'datamill[quality]'")
+    data = random_answers(np.random.default_rng(11), raters=4, items=50, values=4, missing=0.4)
+    table = AnswerTable(level)  # type: ignore[arg-type]
+    for r, i in zip(*np.nonzero(~np.isnan(data)), strict=True):
+        table.add(int(i), f"r{r}", int(data[r, i]))
+    expected = []
+    for a, b in itertools.combinations(range(4), 2):
+        both = ~np.isnan(data[a]) & ~np.isnan(data[b])
+        weights = None if level == "nominal" else "quadratic"
+        expected.append(metrics.cohen_kappa_score(data[a][both], data[b][both], weights=weights))
+    assert mean_pairwise_cohen(table) == pytest.approx(np.mean(expected))
+
+
 def test_kendall_w() -> None:
     same = np.array([[1, 2, 3, 4], [1, 2, 3, 4], [1, 2, 3, 4]])
     assert kendall_w(same) == pytest.approx(1.0)

@@ -82,13 +82,6 @@ class AnswerTable:
         np.add.at(counts, (item_idx, value_idx), 1)
         return items, domain, counts
 
-    def matrix(self) -> tuple[np.ndarray, np.ndarray]:
-        """(item ids, values[rater, item]) with NaN where a rater did not answer."""
-        items, item_idx = np.unique(self.items, return_inverse=True)
-        out = np.full((len(self.annotators), len(items)), np.nan)
-        out[self.raters, item_idx] = self.values
-        return items, out
-
     def label(self, value: float) -> Hashable | float:
         """A stored value as the annotator gave it."""
         return self.categories[int(value)] if self.level == "nominal" else value
@@ -157,14 +150,16 @@ def _cohen(
 
 def mean_pairwise_cohen(table: AnswerTable, min_common: int = 5) -> float | None:
     """Cohen's kappa averaged over every pair of annotators with ``min_common`` items in
-    common (the usual summary when there are more than two raters)."""
-    _, mat = table.matrix()
+    common (the usual summary when there are more than two raters). Memory grows with the
+    answers, not with annotators × items."""
+    items, raters, values = table.items, table.raters, table.values
+    mine = [np.flatnonzero(raters == r) for r in range(len(table.annotators))]
     weights = None if table.level == "nominal" else "quadratic"
     kappas = []
-    for i, j in itertools.combinations(range(len(mat)), 2):
-        both = ~np.isnan(mat[i]) & ~np.isnan(mat[j])
-        if both.sum() >= min_common:
-            k = _cohen(mat[i][both], mat[j][both], weights)
+    for a, b in itertools.combinations(mine, 2):
+        _, ia, ib = np.intersect1d(items[a], items[b], return_indices=True)
+        if len(ia) >= min_common:
+            k = _cohen(values[a][ia], values[b][ib], weights)
             if k is not None:
                 kappas.append(k)
     return float(np.mean(kappas)) if kappas else None
