@@ -145,6 +145,7 @@ def test_dashboard_and_review_pages_are_for_their_roles(app):
         review = c.get("/projects/p1/review")
         assert review.status_code == 200 and "alice" in review.text
         assert "<b>mine</b>" not in review.text and "<script>window" not in review.text
+        assert "<ins>&lt;b&gt;mine&lt;/b&gt;</ins>" in review.text  # the rewrite, as a diff
         assert c.get("/admin").status_code == 403
     with browser(app) as c:
         log_in(c, "root")
