@@ -18,6 +18,7 @@ from annotate_web import PASSWORD, free_port, live_server, records, seed
 from support import require, skip_or_fail
 
 CHROMIUM = "/usr/bin/chromium"
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
