@@ -202,31 +202,34 @@ def annotator_quality(
     is more than three scaled median absolute deviations below the median annotator's, or
     below one half.
     """
-    gold = gold or {}
-    _, item_idx, per_item = np.unique(table.items, return_inverse=True, return_counts=True)
-    shared = per_item[item_idx] >= 2
-    out = []
-    for rater, name in enumerate(table.annotators):
-        mine = table.raters == rater
-        agree = [
-            abs(v - consensus[i]) <= tolerance
-            for i, v in zip(table.items[mine & shared], table.values[mine & shared], strict=True)
-            if i in consensus
-        ]
-        graded = [
-            abs(v - gold[i]) <= tolerance
-            for i, v in zip(table.items[mine], table.values[mine], strict=True)
-            if i in gold
-        ]
-        out.append(
-            AnnotatorQuality(
-                annotator=name,
-                answers=int(mine.sum()),
-                agreement=float(np.mean(agree)) if agree else None,
-                gold_items=len(graded),
-                gold_accuracy=float(np.mean(graded)) if graded else None,
-            )
+    items, raters, values = table.items, table.raters, table.values
+    _, item_idx, per_item = np.unique(items, return_inverse=True, return_counts=True)
+    shared = per_item[item_idx] >= 2  # agreement only where someone else answered too
+    n = len(table.annotators)
+
+    def tally(reference: Mapping[int, float], where: np.ndarray) -> tuple[np.ndarray, ...]:
+        keys = np.fromiter(reference.keys(), dtype=np.int64, count=len(reference))
+        refs = np.fromiter(reference.values(), dtype=np.float64, count=len(reference))
+        order = np.argsort(keys)
+        keys, refs = keys[order], refs[order]
+        pos = np.minimum(np.searchsorted(keys, items), max(len(keys) - 1, 0))
+        known = where & (keys[pos] == items) if len(keys) else np.zeros(len(items), bool)
+        right = known & (np.abs(values - (refs[pos] if len(keys) else 0.0)) <= tolerance)
+        return np.bincount(raters[known], minlength=n), np.bincount(raters[right], minlength=n)
+
+    compared, agreed = tally(consensus, shared)
+    graded, correct = tally(gold or {}, np.ones(len(items), bool))
+    answers = np.bincount(raters, minlength=n)
+    out = [
+        AnnotatorQuality(
+            annotator=name,
+            answers=int(answers[r]),
+            agreement=float(agreed[r] / compared[r]) if compared[r] else None,
+            gold_items=int(graded[r]),
+            gold_accuracy=float(correct[r] / graded[r]) if graded[r] else None,
         )
+        for r, name in enumerate(table.annotators)
+    ]
     _flag_outliers(out, min_answers)
     return out
 
