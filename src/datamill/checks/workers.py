@@ -10,6 +10,7 @@ workers are up. Like any multiprocessing user, a script that runs this needs a
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import multiprocessing
 import os
 import threading
@@ -20,6 +21,7 @@ import numpy as np
 
 from datamill.checks.shingles import Shingling, Sketched, sketch_texts
 
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 CHUNK_TEXTS = 512  # texts per unit of work sent to a worker
 CHUNK_CHARS = 1 << 20  # and at most this many characters, unless one text is longer
 
@@ -35,6 +37,21 @@ def chunks(texts: list[str]) -> list[tuple[int, int]]:
         spans.append((start, end))
         start, used = end, int(ends[end - 1])
     return spans
+
+
+def keep_freed_memory() -> None:
+    """A worker's initializer: glibc keeps the memory a chunk frees for the next one.
+
+    By default it hands large blocks back to the kernel and faults them in again for the
+    next chunk, which cost workers a third of their time in the kernel. Elsewhere than on
+    glibc this does nothing.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.mallopt(_M_MMAP_THRESHOLD, 64 << 20)
+    libc.mallopt(_M_TRIM_THRESHOLD, 256 << 20)
 
 
 class SketchPool:
@@ -82,7 +99,9 @@ class SketchPool:
         if self.pool is None:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["datamill.checks.shingles"])
-            self.pool = ProcessPoolExecutor(self.workers, mp_context=context)
+            self.pool = ProcessPoolExecutor(
+                self.workers, mp_context=context, initializer=keep_freed_memory
+            )
             self._starting = threading.Thread(target=self._start, daemon=True)
             self._starting.start()
         if self._starting is not None and self._starting.is_alive():
