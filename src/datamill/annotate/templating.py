@@ -9,4 +9,5 @@ from fastapi.templating import Jinja2Templates
 from datamill.annotate.render import diff, markdown
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+templates.env.autoescape = True  # every template, whatever its file name ends with
 templates.env.globals.update(md=markdown, diff=diff)
