@@ -178,7 +178,9 @@ def test_the_whole_loop_from_one_recipe(tmp_path: Path) -> None:
 
     third = run_pipeline(pipeline, out, n=N)
     assert third.paused is None
-    assert [n for n, _ in third.steps] == ["adjudicate", "export", "export", "report"]
+    assert [n for n, _ in third.steps] == [
+        *("adjudicate", "export", "export", "diversity", "report")
+    ]
     final = {r.id: r for r in dataset.records(third.version)}
     decision = final[waiting[0].id].decisions["resolve"]
     assert (decision.outcome, decision.by) == ("adjudicated", "reviewer:rita")
@@ -189,10 +191,11 @@ def test_the_whole_loop_from_one_recipe(tmp_path: Path) -> None:
     rows = [json.loads(line) for line in (out / "exports" / "preference.jsonl").open()]
     tie = next(row for row in rows if row["id"] == waiting[0].id)
     assert tie["chosen"][-1]["content"] == candidates[tie["prompt"][-1]["content"]][1]
+    assert json.loads((out / "diversity.json").read_text())["comparison"]["changes"]
     html = (out / "report.html").read_text()
     assert "<script" not in html.lower() and "loop" in html
 
     # Run once more: nothing left to do but rewrite the files.
     again = run_pipeline(pipeline, out, n=N)
-    assert [n for n, _ in again.steps] == ["export", "export", "report"]
+    assert [n for n, _ in again.steps] == ["export", "export", "diversity", "report"]
     assert again.version == third.version

@@ -47,7 +47,7 @@ def _waiting(what: str, progress: dict[str, int], database: Any, project: str, r
         f"{what}: {done} of {total} items of project {project!r} have all their answers "
         f"({progress['responses']} answers so far). {role.capitalize()}s answer in the app: "
         f"`datamill serve --db {db}` (add one with `datamill annotate user NAME --role {role} "
-        f"--project {project} --db {db}`); then run again"
+        f"--project {project} --db {db}`)"
     )
 
 
