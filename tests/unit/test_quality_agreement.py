@@ -178,3 +178,13 @@ def test_annotator_quality_with_a_tolerance_for_ratings() -> None:
     strict = {q.annotator: q.agreement for q in annotator_quality(table, consensus)}
     loose = {q.annotator: q.agreement for q in annotator_quality(table, consensus, tolerance=1)}
     assert strict["b"] == 0.0 and loose["b"] == 1.0 and strict["a"] == 1.0
+
+
+def test_consensus_of_a_table_is_the_majority_or_the_median() -> None:
+    from datamill.quality.answers import consensus_of
+
+    ratings = table_of("interval", {"a": [1, 2, 7], "b": [5, 4, None], "c": [3, None, None]})
+    assert consensus_of(ratings) == {0: 3.0, 1: 3.0, 2: 7.0}
+    labels = table_of("nominal", {"a": ["x", "x", "y"], "b": ["x", "y", None], "c": ["y"]})
+    # item 1 is a tie and has no consensus
+    assert {i: labels.label(v) for i, v in consensus_of(labels).items()} == {0: "x", 2: "y"}

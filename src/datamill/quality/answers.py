@@ -228,15 +228,14 @@ def agreement(survey: Survey, max_cohen_raters: int = 20) -> list[TableAgreement
 
 def consensus_of(table: AnswerTable) -> dict[int, float]:
     """Per item, the plain majority (nominal; ties left out) or the median."""
-    items, domain, counts = table.value_counts()
-    out: dict[int, float] = {}
     if table.level == "nominal":
-        for item, row in zip(items, counts, strict=True):
-            top = row.max()
-            if (row == top).sum() == 1:
-                out[int(item)] = float(domain[int(row.argmax())])
-        return out
-    by_item: dict[int, list[float]] = {}
-    for item, value in zip(table.items, table.values, strict=True):
-        by_item.setdefault(int(item), []).append(float(value))
-    return {item: float(np.median(v)) for item, v in by_item.items()}
+        items, domain, counts = table.value_counts()
+        top = counts.max(axis=1)
+        clear = (counts == top[:, None]).sum(axis=1) == 1
+        winners = domain[counts.argmax(axis=1)][clear]
+        return dict(zip(items[clear].tolist(), winners.tolist(), strict=True))
+    order = np.lexsort((table.values, table.items))
+    items, values = table.items[order], table.values[order]
+    keys, start, count = np.unique(items, return_index=True, return_counts=True)
+    median = (values[start + (count - 1) // 2] + values[start + count // 2]) / 2
+    return dict(zip(keys.tolist(), median.tolist(), strict=True))
