@@ -176,6 +176,9 @@ def push(
     project: Annotated[str, typer.Option(help="Project to add the records to.")],
     version: VersionOpt = None,
     gold: Annotated[Path | None, typer.Option(help="JSON file: record id -> gold answers.")] = None,
+    routed: Annotated[
+        bool, typer.Option(help="Only what routing sent to humans in this project (k from it).")
+    ] = False,
     db: DbOpt = DEFAULT_DB,
     url: UrlOpt = None,
 ) -> None:
@@ -186,7 +189,12 @@ def push(
         from datamill.store import Dataset
 
         with Client(url, _token()) as client:
-            added = client.push(project, Dataset.open(dataset).records(version), gold=gold_answers)
+            records = Dataset.open(dataset).records(version)
+            if routed:
+                from datamill.annotate.exchange import routed_to
+
+                records = filter(routed_to(project), records)
+            added = client.push(project, records, gold=gold_answers)
         console.print(f"pushed to {escape(project)}: {added} new items")
         return
     from datamill.annotate import service
@@ -194,7 +202,8 @@ def push(
     database = open_db(db)
     with database.write() as s:
         target = service.get_project(s, project)
-        result = service.push_dataset(s, dataset, version, target, gold=gold_answers)
+        select = service.routed_to(project) if routed else None
+        result = service.push_dataset(s, dataset, version, target, gold=gold_answers, select=select)
     console.print(
         f"pushed to {escape(project)}: {result.added} new items ({result.gold} gold), "
         f"{result.existing} already there"
