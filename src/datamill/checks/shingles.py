@@ -71,8 +71,14 @@ def word_hashes(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     element i is the 8 bytes from byte i), each piece cut at the word's end; most words
     take one or two pieces, so the work is per word, not per byte.
     """
-    parts = [(t if t.isascii() else normalise(t)).encode() for t in texts]
-    data = b"\0" + b"\0".join(parts).translate(_TABLE) + b"\0" * 9
+    joined = "\0".join(texts)
+    if joined.isascii():  # most batches: one encode for all
+        data = ("\0" + joined + "\0" * 9).encode().translate(_TABLE)
+        sizes = np.fromiter(map(len, texts), np.int64, len(texts))
+    else:
+        parts = [(t if t.isascii() else normalise(t)).encode() for t in texts]
+        data = b"\0" + b"\0".join(parts).translate(_TABLE) + b"\0" * 9
+        sizes = np.fromiter(map(len, parts), np.int64, len(parts))
     buf = np.frombuffer(data, np.uint8)
     inside = buf != 0
     edges = np.flatnonzero(inside[1:] != inside[:-1]) + 1
@@ -86,10 +92,9 @@ def word_hashes(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         acc[long] = _fmix(acc[long] * _P + (pieces[starts[long] + offset] & _LOW_BYTES[left]))
         offset += 8
         long = long[lengths[long] > offset]
-    sizes = np.fromiter(map(len, parts), np.int64, len(parts))
     first_words = np.searchsorted(starts, np.cumsum(sizes + 1) - sizes)
     counts = np.diff(np.append(first_words, len(starts)))
-    return acc, np.repeat(np.arange(len(parts)), counts)
+    return acc, np.repeat(np.arange(len(texts)), counts)
 
 
 def shingle_hashes(
