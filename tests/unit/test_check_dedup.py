@@ -335,3 +335,15 @@ def test_shared_pairs_are_the_earlier_texts_of_each_bucket(
         for members in buckets.values():
             want |= {(a, b) for r, b in enumerate(members) for a in members[: min(r, limit)]}
     assert got == [list(p) for p in sorted(want, key=lambda p: (p[1], p[0]))]
+
+
+def test_a_duplicate_names_the_kept_text_whatever_its_id() -> None:
+    rng = random.Random(8)
+    base = document(rng, 50)
+    odd = ["é<script>alert(1)</script>", "\ud800lone", "x" * 3000]
+    records = [rec(base, id=i) for i in odd] + [rec(document(rng, 50), id="other")]
+    check = NearDup(workers=1)
+    out = [r.checks["near_dup"] for r in run_checks(records[1:2] + records, [check])]
+    assert out[0].passed is True
+    assert [v.details["duplicate_of"] for v in out[1:4]] == [odd[1]] * 3
+    assert out[4].passed is True

@@ -143,7 +143,8 @@ class NearDup(BatchCheck):
             scores[i] = round(sim, 4)
             if sim >= self.threshold:
                 if best >= 0:
-                    of, in_reference = self._ids.get(best).decode(), best < self._in_reference
+                    of = self._ids.get(best).decode(errors="surrogatepass")
+                    in_reference = best < self._in_reference
                 kept[i] = False
                 details = {"duplicate_of": of, "similarity": scores[i]}
                 details["in_reference"] = in_reference
@@ -190,7 +191,7 @@ class NearDup(BatchCheck):
             ends = np.cumsum(lengths)
             picked = np.arange(ends[-1]) + np.repeat(starts - ends + lengths, lengths)
             self._sketches.add(sketched.hashes[picked], np.concatenate([[0], ends]))
-        encoded = [i.encode() for i in ids]
+        encoded = [i.encode(errors="surrogatepass") for i in ids]  # any str
         self._ids.add(b"".join(encoded), np.cumsum(np.fromiter(map(len, encoded), np.int64)))
 
 
