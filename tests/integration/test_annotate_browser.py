@@ -151,6 +151,9 @@ def test_pasted_text_is_counted_and_flagged(browser, app):
         "navigator.clipboard.writeText('A long answer that came from elsewhere. ' .repeat(20))"
     )
     keys = page.keyboard
+    keys.press("Enter")  # too early: nothing is sent, the first unanswered question is shown
+    assert "quality" in page.inner_text("#missing")
+    assert page.url.endswith("/projects/p1")
     for key in ["3", "3", "a", "1", "j", "1", "2", "j", "i"]:  # on to the write question
         keys.press(key)
     keys.press("Control+V")  # the write question gets pasted text

@@ -196,6 +196,14 @@
     for (const q of questions) {
       const a = answer(q);
       if (a !== null) answers[q.dataset.name] = a;
+      else if (q.dataset.required === "yes") {
+        // Nothing is sent, so nothing typed is lost: the question waits, highlighted.
+        q.classList.add("missing");
+        const why = `Question "${q.dataset.name}" needs an answer.`;
+        document.getElementById("missing").textContent = why;
+        focusQuestion(questions.indexOf(q));
+        return;
+      }
     }
     const per = {};
     for (const [name, s] of Object.entries(stats)) {
