@@ -10,12 +10,12 @@ gets the equivalent workload: the same annotators, tasks and overlap (its
 ``maximum_annotations``), next task through its labeling stream, one choice submitted.
 
     .venv/bin/python benchmarks/annotate_load.py [--annotators 100] [--items 600]
-        [--overlap 3] [--seconds 30] [--workers 2] [--db sqlite,postgres] [--think 0,2]
+        [--overlap 3] [--seconds 40] [--workers 2] [--db sqlite,postgres] [--think 0,10]
         [--no-labelstudio]
 
 ``--think`` is the mean time an annotator spends on an item between next and submit (and
 before the first next). 0 is a stress test: every annotator fires its next request the moment
-the last one returns, so latency is mostly queueing; 2 s is a fast human.
+the last one returns, so latency is mostly queueing; 10 s is a fast human.
 """
 
 from __future__ import annotations
@@ -229,11 +229,11 @@ def main() -> None:
     parser.add_argument("--annotators", type=int, default=100)
     parser.add_argument("--items", type=int, default=600)
     parser.add_argument("--overlap", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--seconds", type=float, default=40.0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
         "--think",
-        default="0,2",
+        default="0,10",
         help="mean seconds an annotator spends on an item, one run each (0: no pause at all)",
     )
     parser.add_argument("--db", default="sqlite,postgres")

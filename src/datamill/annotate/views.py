@@ -32,6 +32,11 @@ def page(
     return templates.TemplateResponse(request, template, ctx, status_code=status)
 
 
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    return Response(status_code=204)
+
+
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, db: DB, who: PageUser) -> Response:
     with db.read() as s:
