@@ -216,6 +216,7 @@ def test_push_takes_only_what_routing_sent_with_its_k_expertise_and_priority(
     store: Any, tmp_path: Path
 ) -> None:
     rows = routed(records(5, start=1))  # the fifth has no route decision: not pushed
+    rows[1] = rows[1].model_copy(update={"metadata": {"expertise": "attorney"}})  # counts too
     ds = dataset(tmp_path, rows)
     result = push(store, ds.path, select=s.routed_to("p"))
     assert (result.added, result.existing) == (2, 0)
@@ -226,10 +227,10 @@ def test_push_takes_only_what_routing_sent_with_its_k_expertise_and_priority(
     first, second = items[rows[0].id], items[rows[1].id]
     assert (first.overlap, first.priority) == (1, 2000)  # higher priority: leased first
     assert (second.overlap, second.priority) == (3, 500)
-    assert tags == ["clinician"]
+    assert sorted(tags) == ["attorney", "clinician"]
     # k=1 wins over the project's overlap of 2: the second annotator gets nothing of it.
     with store.write() as session:
-        doc = s.create_user(session, "doc", "h", expertise=["clinician"])
+        doc = s.create_user(session, "doc", "h", expertise=["clinician", "attorney"])
         s.add_member(session, s.get_project(session, "p"), doc)
     leased = {}
     for name in ("u0", "u1", "doc"):

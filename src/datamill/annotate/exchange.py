@@ -96,7 +96,8 @@ def _tags(record: Record, raw: Any, where: str) -> list[str]:
 
 def _plan(record: Record, project: Project, priority: int) -> tuple[int, list[str], int | None]:
     """The item's priority, expertise tags and overlap: from the record's route decision
-    when routing sent it to this project, else from its metadata and the defaults."""
+    when routing sent it to this project, else from its metadata and the defaults; the
+    expertise in its metadata counts either way."""
     if routed_to(project.name)(record):
         details = record.decisions["route"].details
         raw, k = details.get("priority", 0), details.get("k")
@@ -109,8 +110,8 @@ def _plan(record: Record, project: Project, priority: int) -> tuple[int, list[st
         overlap: int | None = k
     else:
         prio = record.metadata.get("priority", priority)  # type: ignore[assignment]
-        expertise = _tags(record, record.metadata.get("expertise"), "metadata")
-        overlap = None
+        expertise, overlap = [], None
+    expertise = sorted({*expertise, *_tags(record, record.metadata.get("expertise"), "metadata")})
     if isinstance(prio, bool) or not isinstance(prio, int) or abs(prio) > MAX_PRIORITY:
         raise AnnotateError(
             f"record {record.id}: metadata.priority must be an integer within "
