@@ -10,7 +10,7 @@ gets the equivalent workload: the same annotators, tasks and overlap (its
 ``maximum_annotations``), next task through its labeling stream, one choice submitted.
 
     .venv/bin/python benchmarks/annotate_load.py [--annotators 100] [--items 600]
-        [--overlap 3] [--seconds 40] [--workers 2] [--db sqlite,postgres] [--think 0,10]
+        [--overlap 3] [--seconds 40] [--workers N] [--db sqlite,postgres] [--think 0,10]
         [--no-labelstudio]
 
 ``--think`` is the mean time an annotator spends on an item between next and submit (and
@@ -230,7 +230,13 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=600)
     parser.add_argument("--overlap", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=40.0)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="server processes (default: 1 on SQLite, whose writers then queue in-process "
+        "instead of in SQLite's sleeping busy handler; 2 on PostgreSQL)",
+    )
     parser.add_argument(
         "--think",
         default="0,10",
@@ -241,7 +247,7 @@ def main() -> None:
     args = parser.parse_args()
     print(
         f"workload: {args.annotators} annotators, {args.items} items, overlap {args.overlap}, "
-        f"at most {args.seconds:.0f} s a run, {args.workers} server workers, "
+        f"at most {args.seconds:.0f} s a run, {args.workers or 'auto'} server workers, "
         f"think time {args.think} s"
     )
     results: dict[str, Run] = {}
@@ -250,7 +256,8 @@ def main() -> None:
         for kind in args.db.split(","):
             with database(kind) as url:
                 tokens = setup(url, args.annotators, args.items, args.overlap)
-                with serve(url, args.workers) as server:
+                workers = args.workers or (1 if kind == "sqlite" else 2)
+                with serve(url, workers) as server:
                     run = asyncio.run(drive(server, tokens, "load", args.seconds, pause))
                 over, lost = verify(url, args.overlap, run.submitted)
             name = f"datamill {kind} think {pause:g}s"

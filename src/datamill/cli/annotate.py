@@ -78,7 +78,9 @@ def serve(
     db: DbOpt = DEFAULT_DB,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    workers: Annotated[int, typer.Option(help="Server processes.")] = 1,
+    workers: Annotated[
+        int, typer.Option(help="Server processes (on SQLite one is fastest: see the docs).")
+    ] = 1,
     secure_cookies: Annotated[
         bool, typer.Option(help="Mark cookies Secure (behind a TLS-terminating proxy).")
     ] = False,
