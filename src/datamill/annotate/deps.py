@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
 
 from datamill.annotate import auth
 from datamill.annotate.db import Database
@@ -68,7 +69,7 @@ def api_principal(request: Request) -> Principal:
 
 
 async def page_principal(request: Request) -> Principal:
-    who = identify(request)
+    who = await run_in_threadpool(identify, request)  # database I/O: off the event loop
     if who is None:
         raise LoginRequired()
     if request.method not in SAFE_METHODS:
