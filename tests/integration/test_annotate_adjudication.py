@@ -187,3 +187,29 @@ def test_the_command_line_pushes_open_records_and_pulls_verdicts(
     assert f"version {resolved + 1}: 1 records adjudicated" in pulled
     last = Dataset.open(dataset.path).versions[-1]
     assert last.stage == "adjudicate" and last.counts["adjudicated"] == 1
+
+
+def test_an_experts_dispute_goes_to_a_reviewer_with_that_expertise(
+    db_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from sqlalchemy import insert, select
+
+    from datamill.annotate.models import ItemExpertise
+
+    database, dataset, _ = annotated(db_url, tmp_path)
+    open_id = next(r.id for r in dataset.records() if adjudication.waiting(r))
+    with database.write() as s:
+        source = service.get_project(s, "p")
+        item = s.scalar(select(Item).where(Item.project_id == source.id, Item.record_id == open_id))
+        s.execute(insert(ItemExpertise), [{"item_id": item.id, "tag": "clinician"}])
+        doc = service.create_user(s, "doc", "h", "reviewer", expertise=["clinician"])
+        target = adjudication.ensure_project(s, source)
+        for _ in range(2):  # twice: nothing is added the second time
+            adjudication.push_for_review(s, dataset.path, None, target, source)
+        tags = s.scalars(select(ItemExpertise.tag).join(Item).where(Item.project_id == target.id))
+        assert list(tags) == ["clinician"]
+    with database.write() as s:
+        assert service.next_item(s, target, service.get_user(s, "rita")) is None
+        assert service.next_item(s, target, doc) is not None
+    database.dispose()

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import JsonValue
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session, aliased
 
 from datamill.annotate.exchange import PushResult, push_dataset
-from datamill.annotate.models import Item, Project, Response, User
+from datamill.annotate.models import Item, ItemExpertise, Project, Response, User
 from datamill.annotate.projects import add_member, create_project
 from datamill.records import Record
 from datamill.store import Dataset, Version
@@ -109,11 +109,16 @@ def review_block(record: Record) -> dict[str, Any]:
 
 
 def push_for_review(
-    session: Session, dataset_dir: str | Path, version: int | None, project: Project
+    session: Session,
+    dataset_dir: str | Path,
+    version: int | None,
+    project: Project,
+    source: Project | None = None,
 ) -> PushResult:
     """Add the version's records waiting for adjudication to ``project`` (pushing twice
-    adds nothing)."""
-    return push_dataset(
+    adds nothing). With ``source``, each item needs the expertise its record's item needed
+    there: a clinicians' dispute goes to a clinician reviewer."""
+    result = push_dataset(
         session,
         dataset_dir,
         version,
@@ -121,6 +126,21 @@ def push_for_review(
         select=waiting,
         extra=lambda r: {"review": review_block(r)},
     )
+    if source is not None:
+        _copy_expertise(session, source, project)
+    return result
+
+
+def _copy_expertise(session: Session, source: Project, target: Project) -> None:
+    new, old = aliased(Item), aliased(Item)
+    needed = (
+        select(new.id, ItemExpertise.tag)
+        .join(old, (old.record_id == new.record_id) & (old.project_id == source.id))
+        .join(ItemExpertise, ItemExpertise.item_id == old.id)
+        .where(new.project_id == target.id)
+        .except_(select(ItemExpertise.item_id, ItemExpertise.tag))
+    )
+    session.execute(insert(ItemExpertise).from_select(["item_id", "tag"], needed))
 
 
 def reviewer_answers(session: Session, project: Project) -> dict[str, tuple[str, dict[str, Any]]]:

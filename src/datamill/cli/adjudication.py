@@ -39,7 +39,7 @@ def push(
         source = service.get_project(s, project)
         users = [service.get_user(s, name) for name in reviewer] or None
         target = adjudication.ensure_project(s, source, users)
-        result = adjudication.push_for_review(s, dataset, version, target)
+        result = adjudication.push_for_review(s, dataset, version, target, source)
     console.print(
         f"pushed to {escape(target.name)}: {result.added} records to adjudicate, "
         f"{result.existing} already there"

@@ -154,7 +154,7 @@ def _adjudicate(ctx: StepContext, params: AdjudicateParams) -> StepOutcome:
             source = service.get_project(s, params.project)
             users = [service.get_user(s, n) for n in params.reviewers] or None
             target = adjudication.ensure_project(s, source, users)
-            adjudication.push_for_review(s, ctx.dataset.path, ctx.parent, target)
+            adjudication.push_for_review(s, ctx.dataset.path, ctx.parent, target, source)
         with database.read() as s:
             target = service.get_project(s, adjudication.project_name(params.project))
             progress = service.progress(s, target)
