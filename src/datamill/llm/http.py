@@ -111,8 +111,11 @@ class Client:
         scheme, self.host, self.port, self.path, authority = split_url(base_url)
         self.ssl = tls_context() if scheme == "https" else None
         self.route = route(base_url)
-        fixed = {"Host": authority, "Accept": "application/json"}
-        fixed["Accept-Encoding"] = "gzip, deflate"
+        fixed = {
+            "Host": authority,
+            "Accept": "application/json",
+            "Accept-Encoding": "gzip, deflate",
+        }
         fixed.update(headers or {})
         self._fixed = "".join(f"{name}: {value}\r\n" for name, value in fixed.items())
         self._fixed += self.route.proxy_auth
@@ -166,7 +169,7 @@ class Client:
         loop = asyncio.get_running_loop()
         route, direct_tls = self.route, self.ssl if not self.route.tunnel else None
         where = f"{self.host}:{self.port}"
-        if route.host != self.host or route.port != self.port:
+        if route.tunnel or route.target:
             where += f" through the proxy {route.host}:{route.port}"
         connection: Connection | None = None
         try:
@@ -184,11 +187,10 @@ class Client:
                         f"cannot connect to {where}: the proxy answered {answer.status} to CONNECT",
                         retryable=answer.status >= 500,
                     )
-                if self.ssl is not None:
-                    assert connection.transport is not None
-                    connection.transport = await loop.start_tls(  # type: ignore[assignment]
-                        connection.transport, connection, self.ssl, server_hostname=self.host
-                    )
+                assert connection.transport is not None and self.ssl is not None
+                connection.transport = await loop.start_tls(  # type: ignore[assignment]
+                    connection.transport, connection, self.ssl, server_hostname=self.host
+                )
         except ssl.SSLCertVerificationError as e:
             self._discard(connection)
             raise HTTPError(f"{where}: untrusted certificate ({e.verify_message})", False) from None
