@@ -71,7 +71,8 @@ class NearDup(BatchCheck):
         hashes kept per text for verification; exact below that many distinct n-grams, a
         bottom-k estimate above. ``reference``: a dataset directory whose latest version
         is indexed first. ``workers``: processes that hash texts (0: one per core, at most
-        MAX_WORKERS, as many as one parent process keeps busy; 1: none, hash in process)."""
+        MAX_WORKERS, as many as one parent process keeps busy; 1: none, hash in process);
+        they start with the first large batch, hashed in process while they do."""
         if not 0 < threshold <= 1:
             raise ValueError(f"threshold must be in (0, 1], not {threshold}")
         if num_perm < 2 or num_perm & (num_perm - 1):

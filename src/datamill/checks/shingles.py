@@ -135,8 +135,8 @@ class Shingling:
 
 class Sketched(NamedTuple):
     """One batch of texts: LSH band keys (one row per text), how many distinct shingles
-    each text has, the smallest ``sketch`` of their 32-bit hashes, sorted (``offsets`` mark
-    where each text's start), the order that sorts the band keys (flattened), and the
+    each text has, the smallest ``sketch`` of their 32-bit hashes, sorted (``offsets``: where
+    each text's hashes begin), the order that sorts the band keys (flattened), and the
     pairs of texts of the batch that share a band key (see :func:`shared_pairs`)."""
 
     keys: np.ndarray
