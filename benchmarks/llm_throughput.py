@@ -39,7 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-CPU_PER_REQUEST: list[float] = []  # this process's CPU seconds per request, datamill's runs
+# this process's CPU seconds per request in the engine's runs, by figure
+CPU_PER_REQUEST: dict[str, list[float]] = {"engine": [], "engine-alone": []}
 DISTILABEL_VENV = HERE / ".venv-distilabel"
 # distilabel 1.5 imports requests without declaring it
 DISTILABEL_SPEC = ("distilabel>=1.5,<1.6", "openai>=1.0", "requests")
@@ -132,7 +133,11 @@ async def _bare(url: str, concurrency: int, texts: list[str]) -> float:
 # -- datamill --------------------------------------------------------------------------------
 
 
-async def _datamill(url: str, concurrency: int, texts: list[str], workdir: Path) -> float:
+async def _datamill(
+    url: str, concurrency: int, texts: list[str], workdir: Path, records: bool = True
+) -> float:
+    """The engine with a fresh request cache; with ``records``, each outcome becomes a
+    Record written into a new Dataset version, as a generation task does."""
     from datamill.llm.base import ChatRequest
     from datamill.llm.cache import RequestCache
     from datamill.llm.engine import Engine, usage_of
@@ -157,6 +162,9 @@ async def _datamill(url: str, concurrency: int, texts: list[str], workdir: Path)
                 if completion is None:
                     failed += 1
                     continue
+                usage = usage_of(outcome)
+                if not records:
+                    continue
                 writer.write(
                     Record(
                         messages=[
@@ -170,14 +178,16 @@ async def _datamill(url: str, concurrency: int, texts: list[str], workdir: Path)
                             backend=completion.backend,
                             params=outcome.request.sampling(),
                             seed=outcome.request.seed,
-                            usage=usage_of(outcome),
+                            usage=usage,
                         ),
                     )
                 )
     elapsed = time.perf_counter() - start
-    CPU_PER_REQUEST.append((time.process_time() - cpu) / len(texts))
+    CPU_PER_REQUEST["engine" if records else "engine-alone"].append(
+        (time.process_time() - cpu) / len(texts)
+    )
     cache.close()
-    written = dataset.count()
+    written = dataset.count() if records else len(texts) - failed
     if failed or written != len(texts):
         raise SystemExit(f"datamill: {failed} failed, {written} of {len(texts)} records written")
     return len(texts) / elapsed
@@ -256,6 +266,7 @@ class Distilabel:
 FIGURES = {
     "bare": "bare client (datamill.llm.http)",
     "aiohttp": "bare aiohttp",
+    "engine-alone": "engine alone (cache, accounting)",
     "engine": "engine (cache, records, dataset)",
     "distilabel": "distilabel OpenAILLM",
 }
@@ -268,7 +279,7 @@ class Row:
     concurrency: int
     ideal: float
     runs: dict[str, list[float]]
-    cpu: float  # the engine's CPU seconds per request, the least of its runs
+    cpu: dict[str, float]  # the engine's CPU seconds per request, the least of its runs
     load: str
 
     def best(self, figure: str) -> float | None:
@@ -314,7 +325,8 @@ def part_a(args: argparse.Namespace) -> list[Row]:
         for c in args.concurrency:
             n = args.per_slot * c
             runs: dict[str, list[float]] = {name: [] for name in FIGURES}
-            CPU_PER_REQUEST.clear()
+            for cpu in CPU_PER_REQUEST.values():
+                cpu.clear()
             for r in range(args.repeat):
                 order = list(FIGURES) if r % 2 == 0 else list(FIGURES)[::-1]
                 for name in order:
@@ -323,18 +335,19 @@ def part_a(args: argparse.Namespace) -> list[Row]:
                         runs[name].append(asyncio.run(_bare(server.url, c, texts)))
                     elif name == "aiohttp":
                         runs[name].append(asyncio.run(_bare_aiohttp(server.url, c, texts)))
-                    elif name == "engine":
+                    elif name in ("engine", "engine-alone"):
+                        records = name == "engine"
                         with tempfile.TemporaryDirectory(prefix="datamill-bench-") as tmp:
-                            runs[name].append(
-                                asyncio.run(_datamill(server.url, c, texts, Path(tmp)))
-                            )
+                            rate = _datamill(server.url, c, texts, Path(tmp), records)
+                            runs[name].append(asyncio.run(rate))
                     elif distilabel is not None:
                         try:
                             runs[name].append(distilabel.run(c, n, f"distilabel{c}.{r}"))
                         except RuntimeError as e:
                             print(f"# distilabel failed at C={c}: {e}", flush=True)
                             distilabel = None
-            row = Row(c, c / args.latency, runs, min(CPU_PER_REQUEST), load())
+            cpu = {name: min(values) for name, values in CPU_PER_REQUEST.items()}
+            row = Row(c, c / args.latency, runs, cpu, load())
             rows.append(row)
             for line in format_row(row):
                 print(line, flush=True)
@@ -356,9 +369,9 @@ def format_row(row: Row) -> list[str]:
         line = f"{head} {label:34s} {row.spread(name)}"
         engine, figure = row.best("engine"), row.best(name)
         assert engine is not None and figure is not None
-        if name == "engine":
-            line += f" = {engine / (row.best('bare') or engine):.2f} of bare"
-            line += f", {row.cpu * 1e6:.0f} µs CPU/request"
+        if name in row.cpu:
+            line += f" = {figure / (row.best('bare') or figure):.2f} of bare"
+            line += f", {row.cpu[name] * 1e6:.0f} µs CPU/request"
         elif name == "distilabel":
             line += f"; engine/distilabel {engine / figure:.1f}x"
         lines.append(f"{line} | {row.load}")
@@ -373,6 +386,7 @@ def summary_a(rows: list[Row]) -> list[str]:
     at = "/".join(str(row.concurrency) for row in rows)
     parts = [
         f"engine {figures('engine')} of C/L at C={at}",
+        f"engine alone {figures('engine-alone')}",
         f"bare client {figures('bare')}",
         f"bare aiohttp {figures('aiohttp')}",
     ]
