@@ -52,7 +52,7 @@ bench-llm: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/llm_throughput.py
 
 # Near-duplicate detection against datasketch and rensa (installed into their own venv,
-# benchmarks/.venv-dedup, on first use): docs/s, memory, precision and recall.
+# benchmarks/.venv-dedup, on first use): docs/s, memory, precision and recall; decontam recall.
 bench-dedup: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/dedup.py
 
