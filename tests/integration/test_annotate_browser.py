@@ -48,14 +48,17 @@ def push(url: str, token: str, items: list[Any], **extra: Any) -> None:
         c.push("p1", items, **extra)
 
 
-def log_in(page: Any, url: str, username: str, password: str = PASSWORD) -> None:
-    """By keyboard: the user name field has the focus."""
+def log_in(page: Any, url: str, username: str, password: str = PASSWORD) -> int:
+    """By keyboard (the user name field has the focus); returns the status of the POST."""
     page.goto(f"{url}/login")
+    page.wait_for_function("document.activeElement && document.activeElement.name === 'username'")
     page.keyboard.type(username)
     page.keyboard.press("Tab")
     page.keyboard.type(password)
-    with page.expect_navigation():
+    posted = lambda r: r.url.endswith("/login") and r.request.method == "POST"  # noqa: E731
+    with page.expect_response(posted) as answer, page.expect_navigation():
         page.keyboard.press("Enter")
+    return int(answer.value.status)
 
 
 def export(url: str, token: str) -> list[dict[str, Any]]:
@@ -238,8 +241,7 @@ def test_attacks_from_the_browser_fail(browser, app):
     other.close()
     # Login rate limiting, through the login form.
     guesser = browser.new_page()
-    for _ in range(5):
-        log_in(guesser, url, "rita", "guess")
-    log_in(guesser, url, "rita")
-    assert "too many failed logins" in guesser.content()
+    statuses = [log_in(guesser, url, "rita", "guess") for _ in range(5)]
+    statuses.append(log_in(guesser, url, "rita"))  # the right password, too late
+    assert statuses == [401] * 5 + [429]
     assert json.loads(guesser.inner_text("body"))["detail"].startswith("too many")
