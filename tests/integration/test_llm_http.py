@@ -12,13 +12,14 @@ from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import certifi
 import pytest
 from aiohttp import web
 
 from datamill.errors import DatamillError
 from datamill.llm import ChatRequest
 from datamill.llm.engine import Engine, Outcome
-from datamill.llm.http import Client, HTTPError
+from datamill.llm.http import Client, HTTPError, tls_context
 from datamill.llm.openai_compat import OpenAICompatBackend
 from datamill.llm.retry import RetryPolicy
 from datamill.llm.stub_server import StubServer
@@ -173,6 +174,17 @@ def test_an_untrusted_certificate_is_refused_at_once(tls_server: StubServer) -> 
     assert not outcome.error.retryable and outcome.attempts == 1
     assert not engine.stats.retries
     assert tls_server.calls == {}
+
+
+def test_the_tls_context_trusts_certifis_authorities_where_the_system_has_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "none.pem"))  # a bare container
+    monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path))
+    bundle = Path(certifi.where()).read_text()
+    context = tls_context()
+    assert len(context.get_ca_certs()) == bundle.count("BEGIN CERTIFICATE") > 100
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
 
 
 # -- proxies -------------------------------------------------------------------------------
