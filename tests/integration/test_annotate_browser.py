@@ -98,7 +98,7 @@ def test_a_whole_item_by_keyboard_alone(browser, app):
     keys.type("Hi! How can I help?")
     keys.press("Escape")
     keys.press("j")
-    keys.press("1")  # single label: "safe"; moves on
+    keys.press("0")  # single label: the tenth, "other_unsafe"; moves on
     keys.press("1")  # multi-label: sarcasm and humour
     keys.press("2")
     keys.press("j")
@@ -136,7 +136,7 @@ def test_a_whole_item_by_keyboard_alone(browser, app):
         {"role": "user", "content": "Hello there"},
         {"role": "assistant", "content": "Hi! How can I help?"},
     ]
-    assert a["safety"] == "safe" and a["nuance"] == ["sarcasm", "humour"]
+    assert a["safety"] == "other_unsafe" and a["nuance"] == ["sarcasm", "humour"]
     assert a["note"] == "Fine overall."
     assert a["claims"] == [{"message": 1, "start": 0, "end": 6, "label": "hallucination"}]
     assert row["typing_seconds"] > 0 and row["paste_events"] == 0

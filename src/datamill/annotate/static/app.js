@@ -251,7 +251,7 @@
     else if (k === "j" || k === "ArrowDown") focusQuestion(current + 1);
     else if (k === "k" || k === "ArrowUp") focusQuestion(current - 1);
     else if ("abtABT".includes(k) && k.length === 1) done = choose(k.toLowerCase());
-    else if (/^[1-9]$/.test(k) && q) done = digitKey(q, Number(k));
+    else if (/^[0-9]$/.test(k) && q) done = digitKey(q, Number(k) || 10); // 0 is the 10th
     else if (k === "Backspace" && q && q.dataset.type === "ranking") resetRanking(q);
     else if (k === "Backspace" && q && q.dataset.type === "span") {
       const last = q.querySelector("ol.spans li:last-child");
