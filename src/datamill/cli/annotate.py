@@ -94,6 +94,8 @@ def serve(
         raise MissingDependency("fastapi", "pip install 'datamill[annotate]'") from None
     database = open_db(db)
     ensure_admin(database)
+    if workers > 1 and database.is_sqlite:
+        say("note: on SQLite one process is fastest; use PostgreSQL to serve from several")
     database.dispose()
     say(f"serving on http://{host}:{port}/ (Ctrl+C stops)")
     if workers > 1:
