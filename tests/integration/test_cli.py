@@ -235,3 +235,12 @@ def test_demo_generates_three_families_checks_routes_and_exports(tmp_path: Path)
         and all(c.passed is not False for c in r.checks.values())
     ]
     assert len(rows) == len(accepted) and f"exported   {len(rows)} SFT examples" in out.stdout
+
+
+def test_check_list_needs_no_dataset_but_a_check_run_does(tmp_path: Path) -> None:
+    listed = datamill("check", "--list")
+    assert listed.returncode == 0, listed.stderr
+    assert "exact_dedup" in listed.stdout and "near_dup" in listed.stdout
+    run = datamill("check", "--checks", "length")
+    assert run.returncode == 1
+    assert "name the dataset to check" in run.stderr

@@ -29,7 +29,9 @@ def _parse_options(options: list[str]) -> dict[str, dict[str, object]]:
 
 @app.command()
 def check(
-    dataset: DatasetArg,
+    dataset: Annotated[
+        Path | None, typer.Argument(help="Dataset directory (not needed with --list).")
+    ] = None,
     checks: Annotated[
         str | None, typer.Option("--checks", "-c", help="Comma-separated check names.")
     ] = None,
@@ -49,6 +51,8 @@ def check(
             opts = ", ".join(f"{k}={v!r}" for k, v in options_of(cls).items())
             console.print(f"{name:<16} {escape(opts)}")
         return
+    if dataset is None:
+        raise DatamillError("name the dataset to check: datamill check DATASET --checks …")
     names = [n.strip() for n in checks.split(",") if n.strip()]
     options = _parse_options(option or [])
     unused = sorted(set(options) - set(names))
