@@ -264,3 +264,12 @@ def test_the_resolve_stage_layout_of_a_ranking() -> None:
     got = rows("preference", ranked().model_copy(update={"decisions": {"resolve": resolved}}))
     assert [r["chosen"][0]["content"] for r in got] == ["answer 2", "answer 2", "answer 0"]
     assert {r["preference_source"] for r in got} == {"consensus"}
+
+
+def test_the_apps_pairwise_answers_make_pairs_among_more_than_two_candidates() -> None:
+    stored = {"chosen": 2, "rejected": 0, "tie": False, "strength": 1, "pair": [0, 2]}
+    votes = [Annotation(annotator=who, question="pref", value=stored) for who in ("a", "b")]
+    got = rows("preference", ranked(n=3, annotations=votes))
+    assert [(r["chosen"][0]["content"], r["rejected"][0]["content"]) for r in got] == [
+        ("answer 2", "answer 0")
+    ]

@@ -112,7 +112,8 @@ def _votes(value: Any, n: int) -> list[tuple[int, int]]:
             if isinstance(value.get(key), list):  # e.g. a resolved ranking's value
                 return _votes(value[key], n)
             if key in value:
-                over = _index(value.get("over", value.get("loser")), n)
+                loser = next((value[k] for k in ("over", "loser", "rejected") if k in value), None)
+                over = _index(loser, n)
                 return _choice(_index(value[key], n), over, n)
         return []
     if isinstance(value, list):
