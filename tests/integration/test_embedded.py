@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from datamill.errors import DatamillError
+from datamill.errors import DatamillError, LLMError
 from datamill.llm import Backend, ChatRequest
 from datamill.llm.embedded import EmbeddedBackend, default_model_path
 from datamill.records import Message
@@ -40,6 +40,13 @@ def test_answers_with_token_counts(backend: EmbeddedBackend) -> None:
     assert 0 < out.completion_tokens <= 24
     assert out.finish_reason in {"stop", "length"}
     assert out.backend == "embedded"
+
+
+def test_a_prompt_longer_than_the_context_fails_that_call_only(backend: EmbeddedBackend) -> None:
+    with pytest.raises(LLMError) as caught:
+        backend.complete_sync(ask("word " * 5000, max_tokens=8))
+    assert caught.value.cause == "context_length" and not caught.value.retryable
+    assert backend.complete_sync(ask("Say hi.", max_tokens=4, seed=1)).completion_tokens > 0
 
 
 def test_same_seed_same_output_whatever_ran_before(backend: EmbeddedBackend) -> None:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from datamill.errors import DatamillError, MissingDependency
+from datamill.errors import DatamillError, LLMError, MissingDependency
 from datamill.llm.base import ChatRequest, Completion
 
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -102,7 +102,14 @@ class EmbeddedBackend:
             # same request give different output depending on what ran before it.
             llama.reset()
             start = time.perf_counter()
-            out = llama.create_chat_completion(**kwargs)
+            try:
+                out = llama.create_chat_completion(**kwargs)
+            except ValueError as e:
+                # llama.cpp refuses a prompt longer than the context before decoding: the
+                # same failure a server reports as HTTP 400, for this request only.
+                if "context window" not in str(e):
+                    raise
+                raise LLMError("context_length", str(e)) from None
             seconds = time.perf_counter() - start
         choice, usage = out["choices"][0], out["usage"]
         return Completion(
