@@ -78,14 +78,14 @@ def _summarise(ds: Dataset, data: ReportData) -> None:
 def _agreement(ds: Dataset, data: ReportData) -> None:
     """Agreement per question and the judge's calibration against human answers."""
     try:
-        from datamill.quality.answers import Survey, agreement
+        from datamill.quality.answers import agreement
         from datamill.quality.calibration import calibrate_pairwise, calibrate_ratings
         from datamill.quality.judged import pairwise_columns, rating_columns
+        from datamill.resolve import survey as survey_of
 
-        survey = Survey(questions={}, where=str(ds.path))
-        for i, record in enumerate(ds.records(data.version.version)):
-            survey.add(i, record)
-        survey.finish()
+        # resolve's own first pass: the question kinds come from the projects pulled into
+        # the version, so this table is the one `datamill agreement` prints.
+        survey = survey_of(ds, data.version.version)
         for row in agreement(survey):
             data.agreement.append(
                 {
