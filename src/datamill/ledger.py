@@ -10,6 +10,11 @@ Sources are of three kinds:
   group answered on; cost is annotation seconds × the group's hourly rate; throughput is
   items per annotator hour; acceptance is how often its answers equal the consensus.
 
+A synthetic record that people then annotated counts in both: its generation cost on the
+synthetic side, its annotation cost on the human side. Each side's cost per item is over
+its own items: the synthetic side over its records, the human side over the records that
+have annotations, each counted once however many groups answered on it.
+
 For records, acceptance is the share the router accepted (``decisions["route"]``), or,
 without routing, the share that passed every check; quality is the mean ``judge`` score;
 the flag rate is the share with a failed check; the hallucination rate is the share failing
@@ -17,7 +22,10 @@ a grounding, consistency or verification check among those that had one; diversi
 distinct-2 and self-BLEU on a sample of the source's responses.
 
 A cost nobody can know (no usage, no price, no rate, no seconds) is unknown — None, shown
-as such — never zero; a partly known cost keeps the count of items without one.
+as such — never zero; a partly known cost keeps the count of items without one. An item
+whose cost is only partly known (one of its annotators' time is missing) adds what is known
+to the total but is left out of the cost per item, which divides the cost of the fully
+priced items by their number.
 """
 
 from __future__ import annotations
@@ -74,8 +82,9 @@ class Row(BaseModel):
     kind: str  # synthetic, human-written, annotation
     source: str
     items: int = 0
-    cost: float | None = None
-    unpriced: int = 0  # records (annotation rows: responses) whose cost is unknown
+    cost: float | None = None  # every known cost, partly priced items included
+    unpriced: int = 0  # items whose cost is not (fully) known
+    priced_cost: float = 0.0  # the cost of the fully priced items
     seconds: float = 0.0  # model or annotator time
     throughput: float | None = None  # items per hour
     acceptance: float | None = None
@@ -89,7 +98,7 @@ class Row(BaseModel):
     @property
     def cost_per_item(self) -> float | None:
         priced = self.items - self.unpriced
-        return self.cost / priced if self.cost is not None and priced > 0 else None
+        return self.priced_cost / priced if priced > 0 else None
 
 
 class Ledger(BaseModel):
@@ -107,6 +116,40 @@ def _add_cost(current: float | None, extra: float) -> float:
 
 
 @dataclass
+class _ItemCost:
+    """What one item cost a source: None until some of it is known; ``known`` is False
+    when part of it (an answer without time or rate) is not."""
+
+    cost: float | None = None
+    seconds: float = 0.0
+    known: bool = True
+
+
+@dataclass
+class _Side:
+    """Synthetic or human, for the comparison: each item once, whatever rows it is in."""
+
+    items: int = 0
+    priced: int = 0
+    cost: float = 0.0  # of the priced items
+    seconds: float = 0.0
+
+    def add(self, spent: _ItemCost) -> None:
+        self.items += 1
+        self.seconds += spent.seconds
+        if spent.known and spent.cost is not None:
+            self.priced += 1
+            self.cost += spent.cost
+
+    def totals(self) -> dict[str, float | None]:
+        return {
+            "items": float(self.items),
+            "cost_per_item": self.cost / self.priced if self.priced else None,
+            "items_per_hour": self.items / (self.seconds / 3600) if self.seconds > 0 else None,
+        }
+
+
+@dataclass
 class _Tally:
     """Running sums for one source, while the records stream past."""
 
@@ -117,18 +160,23 @@ class _Tally:
     quality_sum: float = 0.0
     timed: set[tuple[str, str]] = field(default_factory=set)  # annotation responses seen
 
-    def producer(self, record: Record, rates: Rates) -> None:
+    def producer(self, record: Record, rates: Rates) -> _ItemCost:
+        """Count one record of this source; what it cost."""
         row, c = self.row, self.counts
         row.items += 1
         usage, model = record.provenance.usage, record.provenance.model
         price = rates.prices.get(model or "")
+        cost: float | None = None
         if usage is not None and usage.cost is not None:
-            row.cost = _add_cost(row.cost, usage.cost)
+            cost = usage.cost
         elif usage is not None and price is not None:
-            cost = usage.prompt_tokens * price.prompt + usage.completion_tokens * price.completion
-            row.cost = _add_cost(row.cost, cost / 1e6)
-        else:
+            tokens = usage.prompt_tokens * price.prompt + usage.completion_tokens * price.completion
+            cost = tokens / 1e6
+        if cost is None:
             row.unpriced += 1
+        else:
+            row.cost = _add_cost(row.cost, cost)
+            row.priced_cost += cost
         if usage is not None:
             row.seconds += usage.seconds
         route = record.decisions.get("route")
@@ -150,10 +198,15 @@ class _Tally:
             self.quality_sum += judge.score
         if self.profiler is not None:
             self.profiler.add(record)
+        return _ItemCost(cost, usage.seconds if usage is not None else 0.0, cost is not None)
 
-    def annotation(self, record: Record, answers: list[Annotation], hourly: float | None) -> None:
+    def annotation(
+        self, record: Record, answers: list[Annotation], hourly: float | None
+    ) -> _ItemCost:
+        """Count one record's answers by this group; what they cost."""
         row, c = self.row, self.counts
         row.items += 1
+        spent = _ItemCost()
         resolved = record.decisions.get("resolve")
         questions = resolved.details.get("questions") if resolved is not None else None
         consensus = questions if isinstance(questions, dict) else {}
@@ -168,11 +221,19 @@ class _Tally:
             if key in timed:
                 continue  # one response answers several questions in one stretch of time
             timed.add(key)
+            spent.seconds += a.seconds or 0.0
             if a.seconds is None or hourly is None:
-                row.unpriced += 1
+                spent.known = False
                 continue
-            row.seconds += a.seconds
-            row.cost = _add_cost(row.cost, a.seconds / 3600 * hourly)
+            spent.cost = _add_cost(spent.cost, a.seconds / 3600 * hourly)
+        row.seconds += spent.seconds
+        if spent.cost is not None:
+            row.cost = _add_cost(row.cost, spent.cost)
+        if spent.known and spent.cost is not None:
+            row.priced_cost += spent.cost
+        else:
+            row.unpriced += 1
+        return spent
 
     def finish(self) -> Row:
         row, c = self.row, self.counts
@@ -214,20 +275,32 @@ def build_ledger(
             tallies[kind, source] = _Tally(kind, Row(kind=kind, source=source), profiler)
         return tallies[kind, source]
 
+    sides = {"synthetic": _Side(), "human": _Side()}
     for record in records:
-        tally(*_producer_key(record)).producer(record, rates)
+        kind, source = _producer_key(record)
+        spent = tally(kind, source).producer(record, rates)
+        if kind == "synthetic":
+            sides["synthetic"].add(spent)
         by_group: dict[tuple[str, str], list[Annotation]] = {}
         for a in record.annotations:
             group = rates.group_of(a.annotator)
             by_group.setdefault((a.project or "no project", group), []).append(a)
+        labour = _ItemCost()
         for (project, group), answers in by_group.items():
-            tally("annotation", f"{project} / {group}").annotation(
+            spent = tally("annotation", f"{project} / {group}").annotation(
                 record, answers, rates.hourly(group)
             )
+            if spent.cost is not None:
+                labour.cost = _add_cost(labour.cost, spent.cost)
+            labour.seconds += spent.seconds
+            labour.known = labour.known and spent.known
+        if by_group:
+            sides["human"].add(labour)
     rows = [t.finish() for t in tallies.values()]
     order = {"synthetic": 0, "human-written": 1, "annotation": 2}
     rows.sort(key=lambda r: (order[r.kind], r.source))
-    return Ledger(currency=rates.currency, rows=rows, comparison=compare_sources(rows))
+    comparison = compare_sources(rows, {k: side.totals() for k, side in sides.items()})
+    return Ledger(currency=rates.currency, rows=rows, comparison=comparison)
 
 
 def _pooled(rows: list[Row], attr: str) -> float | None:
@@ -237,28 +310,20 @@ def _pooled(rows: list[Row], attr: str) -> float | None:
     return sum(v * n for v, n in pairs) / weight if weight else None
 
 
-def _totals(rows: list[Row]) -> dict[str, float | None]:
-    items = sum(r.items for r in rows)
-    priced = [r for r in rows if r.cost is not None]
-    cost = sum(r.cost for r in priced)  # type: ignore[misc]
-    priced_items = sum(r.items - r.unpriced for r in priced)
-    seconds = sum(r.seconds for r in rows)
-    return {
-        "items": float(items),
-        "cost_per_item": cost / priced_items if priced_items > 0 else None,
-        "items_per_hour": items / (seconds / 3600) if seconds > 0 else None,
-    }
-
-
-def compare_sources(rows: list[Row]) -> dict[str, dict[str, float | None]]:
+def compare_sources(
+    rows: list[Row], totals: dict[str, dict[str, float | None]]
+) -> dict[str, dict[str, float | None]]:
     """Synthetic against human, side by side: what each item cost and how fast it came
-    (human: from annotation time), and what came out (human: from human-written records)."""
-    synthetic = [r for r in rows if r.kind == "synthetic"]
-    written = [r for r in rows if r.kind == "human-written"]
+    (``totals``: each side over its own items; human: from annotation time), and what came
+    out (human: from human-written records)."""
+    producers = {
+        "synthetic": [r for r in rows if r.kind == "synthetic"],
+        "human": [r for r in rows if r.kind == "human-written"],
+    }
     labour = [r for r in rows if r.kind == "annotation"]
     out: dict[str, dict[str, float | None]] = {}
-    for side, producers, work in (("synthetic", synthetic, synthetic), ("human", written, labour)):
-        measures = _totals(work)
+    for side in ("synthetic", "human"):
+        measures = dict(totals[side])
         for attr in (
             "acceptance",
             "quality",
@@ -267,7 +332,7 @@ def compare_sources(rows: list[Row]) -> dict[str, dict[str, float | None]]:
             "distinct_2",
             "self_bleu",
         ):
-            measures[attr] = _pooled(producers, attr)
+            measures[attr] = _pooled(producers[side], attr)
         if side == "human":
             measures["agreement_with_consensus"] = _pooled(labour, "acceptance")
         out[side] = measures

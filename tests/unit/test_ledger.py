@@ -84,8 +84,41 @@ def test_costs_add_up_from_usage_prices_and_annotation_time(rates: Rates) -> Non
     crowd = rows["annotation", "med / crowd"]
     assert crowd.cost == pytest.approx(120 / 3600 * 12) and crowd.unpriced == 1
     assert crowd.acceptance == pytest.approx(0.5)  # ann said no, bob said yes
-    human = ledger.comparison["human"]
-    assert human["cost_per_item"] == pytest.approx((15 + 0.4) / 1)  # one priced item each
+    # bob's time is unknown, so what the one annotated item cost humans is only partly known:
+    # it is in the rows' totals but not in a cost per item.
+    assert ledger.comparison["human"]["cost_per_item"] is None
+    assert ledger.comparison["synthetic"]["cost_per_item"] == pytest.approx((0.02 + 6) / 3)
+
+
+def test_each_side_costs_its_own_items_and_an_annotated_record_counts_in_both(
+    rates: Rates,
+) -> None:
+    paid = Usage(calls=1, prompt_tokens=10, completion_tokens=10, seconds=1.0, cost=0.5)
+    records = [synthetic(i, "small", paid) for i in range(4)]
+    written = chat("a person's question", "a person's answer")  # human-written, no cost
+    both = [  # one synthetic record, answered by two groups (clinicians 60 s, crowd 2 × 30 s)
+        answer("dr_lee", "ok", "yes", 60, "r1"),
+        answer("ann", "ok", "yes", 30, "r2"),
+        answer("bob", "ok", "yes", 30, "r3"),
+    ]
+    crowd_only = [answer("ann", "ok", "no", 300, "r4")]  # the human-written record
+    records[0] = records[0].model_copy(update={"annotations": both})
+    written = written.model_copy(update={"annotations": crowd_only})
+    ledger = build_ledger([*records, written], rates)
+    rows = {(r.kind, r.source): r for r in ledger.rows}
+    assert rows["synthetic", "small / r1"].cost_per_item == pytest.approx(0.5)
+    clinicians, crowd = rows["annotation", "med / clinicians"], rows["annotation", "med / crowd"]
+    assert (clinicians.items, clinicians.cost_per_item) == (1, pytest.approx(1.5))
+    # crowd: 0.2 on the synthetic record, 1.0 on the written one, each item priced
+    assert (crowd.items, crowd.unpriced) == (2, 0)
+    assert crowd.cost_per_item == pytest.approx((0.2 + 1.0) / 2)
+    synthetic_side, human_side = ledger.comparison["synthetic"], ledger.comparison["human"]
+    # The annotated synthetic record is in both: its generation cost and its annotation cost.
+    assert synthetic_side["items"] == 4
+    assert synthetic_side["cost_per_item"] == pytest.approx(0.5)
+    assert human_side["items"] == 2  # two annotated records, one of them by two groups
+    assert human_side["cost_per_item"] == pytest.approx((1.5 + 0.2 + 1.0) / 2)
+    assert human_side["items_per_hour"] == pytest.approx(2 / ((60 + 30 + 30 + 300) / 3600))
 
 
 def test_missing_rates_leave_costs_unknown() -> None:
