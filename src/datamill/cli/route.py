@@ -36,6 +36,17 @@ def route(
         task = progress.add_task("route", total=ds.count(version))
         routed = route_dataset(ds, loaded, version, advance=lambda: progress.advance(task))
     c = routed.counts
+    calibration = routed.params.get("calibration")
+    if isinstance(calibration, dict):
+        shown = [
+            f"{name} {'n/a' if calibration[key] is None else format(calibration[key], '.2f')}"
+            for name, key in (("κ", "kappa"), ("accuracy", "accuracy"))
+        ]
+        verdict = "trusted" if calibration["trusted"] else "distrusted: judge rules adjusted"
+        console.print(
+            f"  judge      {escape(verdict)} ({', '.join(shown)} on "
+            f"{escape(str(calibration['source']))})"
+        )
     console.print(
         f"  routed     {c['records']} records by {escape(loaded.ident())} → version "
         f"{routed.version}"

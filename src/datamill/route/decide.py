@@ -83,7 +83,14 @@ def _number(value: object) -> float | None:
 
 def fires(rule: Rule, name: str, result: CheckResult) -> tuple[float, str] | None:
     """Whether ``rule`` fires on check ``name``'s result: the uncertainty it carries and
-    why, or None."""
+    why (with why the rule was changed, if calibration changed it), or None."""
+    hit = _fires(rule, name, result)
+    if hit is None or rule.because is None:
+        return hit
+    return hit[0], f"{hit[1]} ({rule.because})"
+
+
+def _fires(rule: Rule, name: str, result: CheckResult) -> tuple[float, str] | None:
     where = f"{name}.{rule.field}"
     if rule.failed:
         return (rule.uncertainty, f"{rule.name}: {name} failed") if result.passed is False else None
@@ -174,9 +181,10 @@ def decide(record: Record, policy: Policy, packs: Mapping[str, DomainPack]) -> V
     reasons = [why for _, _, why in by_outcome["accept"]] or ["no rule fired"]
     audit = policy.audit
     if audit.rate and audit_draw(audit.seed, record.id) < audit.rate:
+        why = f" ({audit.because})" if audit.because else ""
         return Verdict(
             "human",
-            [*reasons, f"audit: a {audit.rate:g} sample of automatic accepts"],
+            [*reasons, f"audit: a {audit.rate:g} sample of automatic accepts{why}"],
             level,
             priority=audit.uncertainty * weight,
             project=audit.project or policy.project,

@@ -5,6 +5,9 @@ A rule looks at one field of a check's result (``score``, ``passed`` or a ``deta
 path) of any check, named exactly or by a glob, and routes the record when its condition
 holds. Conditions: ``failed: true``, ``between: [lo, hi]`` (inclusive), ``above: x``,
 ``below: x`` (strict) or ``equals: value``.
+
+``calibration`` ties the rules over the judge's checks to how well the judge was measured
+to agree with people (``route/calibration.py``).
 """
 
 from __future__ import annotations
@@ -42,6 +45,9 @@ class Rule(_Strict):
     k: int | None = Field(None, ge=1, le=100, description="human: annotators per item")
     uncertainty: float = Field(
         1.0, ge=0, le=1, description="human: how unsure the automatic verdict is (priority)"
+    )
+    because: str | None = Field(
+        None, description="why the rule differs from the file (set by calibration)"
     )
 
     @model_validator(mode="after")
@@ -97,6 +103,34 @@ class Audit(_Strict):
     project: str | None = Field(None, description="default: the policy's project")
     k: int = Field(1, ge=1, le=100)
     uncertainty: float = Field(0.1, ge=0, le=1, description="audit items' priority weight")
+    because: str | None = Field(
+        None, description="why the rate differs from the file (set by calibration)"
+    )
+
+
+class Calibration(_Strict):
+    """How far routing trusts the judge: its measured calibration and the bar it must meet.
+    Written as a mapping, or as just the file's path (the defaults below)."""
+
+    path: Path = Field(description="JSON of datamill calibrate --out, relative to the policy")
+    min_kappa: float | None = Field(0.4, ge=-1, le=1, description="Cohen's kappa below: distrust")
+    min_accuracy: float | None = Field(0.7, ge=0, le=1, description="accuracy below: distrust")
+    checks: list[str] = Field(
+        default_factory=lambda: ["judge*", "pairwise"],
+        description="the judge's checks: rules over them change when it is distrusted",
+    )
+    widen: float = Field(0.5, ge=0, le=10, description="between bands grow by this × width a side")
+    rejects: Literal["human", "keep"] = Field(
+        "human", description="human: a distrusted judge's reject rules send to humans instead"
+    )
+    audit_rate: float | None = Field(
+        0.2, ge=0, le=1, description="the audit rate rises to at least this"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _just_a_path(cls, data: object) -> object:
+        return {"path": data} if isinstance(data, str) else data
 
 
 class Policy(_Strict):
@@ -112,6 +146,7 @@ class Policy(_Strict):
     over_budget: Literal["accept", "reject"] = Field(
         "reject", description="what becomes of items that needed a human past the budget"
     )
+    calibration: Calibration | None = None
     base: Path | None = Field(None, exclude=True)  # the policy file's folder
 
     @model_validator(mode="after")

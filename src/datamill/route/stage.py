@@ -5,7 +5,9 @@ only the ``budget`` highest (priority, tie-break) keys of those that need a huma
 second decides again (decisions are pure functions of record and policy), sends to
 humans those whose key made the cut, and gives the rest the policy's ``over_budget``
 outcome. Ties in priority are broken by a seeded hash of the record id, so that what the
-budget leaves out among equals is a random sample, not the end of the file.
+budget leaves out among equals is a random sample, not the end of the file. A policy with a
+``calibration`` is first adjusted to the judge's measured figures (``route/calibration.py``);
+the version's params keep the figures and whether the judge was trusted.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict
 
 from pydantic import JsonValue
 
 from datamill.records import Record
+from datamill.route.calibration import apply_calibration
 from datamill.route.decide import Verdict, audit_draw, decide, load_packs
 from datamill.route.policy import Policy
 from datamill.store import Dataset, Version
@@ -52,6 +56,8 @@ def route_dataset(
     advance: Callable[[], None] | None = None,
 ) -> Version:
     source = dataset.version(version)
+    applied = apply_calibration(policy)
+    policy = applied.policy
     packs = load_packs(policy.pack_paths())
     by = policy.ident()
 
@@ -66,6 +72,12 @@ def route_dataset(
     rules: Counter[str] = Counter()
     projects: Counter[str] = Counter()
     params: dict[str, JsonValue] = {"policy": by, "spec": policy.model_dump(mode="json")}
+    if applied.figures is not None:
+        params["calibration"] = {
+            **asdict(applied.figures),
+            "trusted": not applied.distrusted,
+            "why": applied.why,
+        }
     with dataset.writer("route", params, parent=source.version) as w:
         admitted = 0
         for record, verdict in verdicts():
