@@ -7,7 +7,6 @@ response and gold answers. Annotators get 403 here, whatever the project.
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,8 +19,8 @@ from datamill.annotate import auth, service
 from datamill.annotate.audit import audit
 from datamill.annotate.deps import DB, ApiAdmin, ApiReviewer, client_ip
 from datamill.annotate.models import Assignment, Item, Response, User
+from datamill.annotate.rows import response_row
 from datamill.records import Record
-from datamill.store import Dataset
 
 router = APIRouter(prefix="/api", tags=["admin"])
 
@@ -140,23 +139,20 @@ def add_member(name: str, body: Member, db: DB, who: ApiAdmin, request: Request)
 @router.post("/projects/{name}/items")
 def push_items(name: str, body: Items, db: DB, who: ApiAdmin, request: Request) -> dict[str, int]:
     """Add records as items; a record already in the project is left as it is."""
-    with tempfile.TemporaryDirectory(prefix="datamill-push-") as tmp:
-        staged = Dataset.create(tmp)
-        with staged.writer("import", {"via": "api"}) as w:
-            for record in body.records:
-                w.write(record)
-        with db.write() as s:
-            project = service.get_project(s, name)
-            result = service.push_dataset(
-                s,
-                tmp,
-                None,
-                project,
-                gold=body.gold,
-                priority=body.priority,
-                actor=who.user,
-                ip=client_ip(request),
-            )
+    size = service.BATCH
+    batches = (body.records[i : i + size] for i in range(0, len(body.records), size))
+    with db.write() as s:
+        project = service.get_project(s, name)
+        result = service.push_records(
+            s,
+            batches,
+            project,
+            gold=body.gold,
+            priority=body.priority,
+            actor=who.user,
+            ip=client_ip(request),
+            source={"via": "api"},
+        )
     return {"added": result.added, "existing": result.existing, "gold": result.gold}
 
 
@@ -198,20 +194,7 @@ def export(name: str, db: DB, who: ApiReviewer) -> StreamingResponse:
             .execution_options(yield_per=1000)
         )
         with db.read() as s:
-            for r, record_id, is_gold, username, order in s.execute(query):
-                row = {
-                    "response_id": r.id,
-                    "record_id": record_id,
-                    "annotator": username,
-                    "answers": r.answers,
-                    "seconds": r.seconds,
-                    "typing_seconds": r.typing_seconds,
-                    "paste_events": r.paste_events,
-                    "flags": r.flags,
-                    "display_order": order,
-                    "gold": is_gold,
-                    "created_at": r.created_at.isoformat(),
-                }
-                yield json.dumps(row, ensure_ascii=False).encode() + b"\n"
+            for row in s.execute(query):
+                yield json.dumps(response_row(*row), ensure_ascii=False).encode() + b"\n"
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")

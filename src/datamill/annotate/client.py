@@ -19,8 +19,9 @@ from typing import Any
 
 import httpx
 
+from datamill.annotate.rows import as_annotations
 from datamill.errors import DatamillError
-from datamill.records import Annotation, Record
+from datamill.records import Record
 
 JSON = dict[str, Any]
 
@@ -148,7 +149,7 @@ class Client:
         annotated = annotations = 0
         with dataset.writer("annotate", params, parent=parent) as w:
             for record in dataset.records(parent):
-                new = _annotations(project, rows.get(record.id, []), record)
+                new = as_annotations(project, rows.get(record.id, []), record)
                 if new:
                     record = record.model_copy(update={"annotations": [*record.annotations, *new]})
                     annotated += 1
@@ -173,31 +174,6 @@ class Client:
 
     def skip(self, assignment_id: int) -> JSON:
         return self._post(f"/api/assignments/{assignment_id}/skip")
-
-
-def _annotations(project: str, rows: list[JSON], record: Record) -> list[Annotation]:
-    done = {a.metadata.get("response_id") for a in record.annotations if a.project == project}
-    return [
-        Annotation(
-            annotator=row["annotator"],
-            question=question,
-            value=value,
-            project=project,
-            seconds=row["seconds"],
-            created_at=row["created_at"],
-            metadata={
-                "response_id": row["response_id"],
-                "flags": row["flags"],
-                "display_order": row["display_order"],
-                "typing_seconds": row["typing_seconds"],
-                "paste_events": row["paste_events"],
-                "gold": row["gold"],
-            },
-        )
-        for row in rows
-        if row["response_id"] not in done
-        for question, value in row["answers"].items()
-    ]
 
 
 def _check(r: httpx.Response) -> Any:

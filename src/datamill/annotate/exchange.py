@@ -18,7 +18,7 @@ in a read transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,8 +33,9 @@ from datamill.annotate.audit import audit
 from datamill.annotate.errors import AnnotateError
 from datamill.annotate.models import Assignment, Item, ItemExpertise, Project, Response, User
 from datamill.annotate.names import tags
+from datamill.annotate.rows import as_annotations, response_row
 from datamill.errors import DatasetError
-from datamill.records import Annotation, Record
+from datamill.records import Record
 from datamill.store import Dataset
 
 BATCH = 500
@@ -160,6 +161,35 @@ def push_dataset(
     pushed (all if None); ``extra`` adds fields to an item's payload (what reviewers see).
     """
     dataset = Dataset.open(dataset_dir)
+    source = {"dataset": str(dataset_dir), "version": version}
+    return push_records(
+        session,
+        _batches(dataset, version),
+        project,
+        gold,
+        priority,
+        actor,
+        ip,
+        select,
+        extra,
+        source,
+    )
+
+
+def push_records(
+    session: Session,
+    batches: Iterable[list[Record]],
+    project: Project,
+    gold: Mapping[str, dict[str, Any]] | None = None,
+    priority: int = 0,
+    actor: User | None = None,
+    ip: str | None = None,
+    select: Select | None = None,
+    extra: Callable[[Record], dict[str, Any]] | None = None,
+    source: dict[str, Any] | None = None,
+) -> PushResult:
+    """``push_dataset`` for records in hand (the API's push), in batches of at most BATCH;
+    ``source`` says where they came from in the audit row."""
     questions = q.parse_questions(project.questions)
     need = q.needs_candidates(questions)
     names = {x.name for x in questions}
@@ -171,7 +201,7 @@ def push_dataset(
     upsert = _insert(session)
     added = existing = n_gold = 0
     seen_gold: set[str] = set()
-    for batch in _batches(dataset, version):
+    for batch in batches:
         rows, tags_of = [], {}
         for record in batch:
             if select is not None and not select(record):
@@ -205,7 +235,7 @@ def push_dataset(
     missing = sorted(set(gold) - seen_gold)
     if missing:
         raise AnnotateError(f"gold answers for records not in the dataset: {missing[0]}")
-    details = {"dataset": str(dataset_dir), "version": version, "added": added, "gold": n_gold}
+    details = {**(source or {}), "added": added, "gold": n_gold}
     audit(session, actor.id if actor else None, "push", f"project:{project.name}", details, ip)
     session.flush()
     return PushResult(added=added, existing=existing, gold=n_gold)
@@ -218,7 +248,10 @@ def _batches(dataset: Dataset, version: int | None):  # type: ignore[no-untyped-
         raise DatasetError(f"{dataset.path}: unreadable: {e}") from None
 
 
-def _responses(session: Session, project: Project, record_ids: list[str]) -> dict[str, list[Any]]:
+def _responses(
+    session: Session, project: Project, record_ids: list[str]
+) -> dict[str, list[dict[str, Any]]]:
+    """The responses to these records, as export rows, by record id."""
     rows = session.execute(
         select(Response, Item.record_id, Item.is_gold, User.username, Assignment.display_order)
         .join(Item, Item.id == Response.item_id)
@@ -227,37 +260,9 @@ def _responses(session: Session, project: Project, record_ids: list[str]) -> dic
         .where(Item.project_id == project.id, Item.record_id.in_(record_ids))
         .order_by(Response.id)
     )
-    out: dict[str, list[Any]] = {}
+    out: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
-        out.setdefault(row.record_id, []).append(row)
-    return out
-
-
-def _annotations(project: Project, rows: list[Any], record: Record) -> list[Annotation]:
-    done = {a.metadata.get("response_id") for a in record.annotations if a.project == project.name}
-    out = []
-    for r, _rid, is_gold, username, order in rows:
-        if r.id in done:  # pulled before into this lineage
-            continue
-        for question, value in r.answers.items():
-            out.append(
-                Annotation(
-                    annotator=username,
-                    question=question,
-                    value=value,
-                    project=project.name,
-                    seconds=r.seconds,
-                    created_at=r.created_at,
-                    metadata={
-                        "response_id": r.id,
-                        "flags": r.flags,
-                        "display_order": order,
-                        "typing_seconds": r.typing_seconds,
-                        "paste_events": r.paste_events,
-                        "gold": is_gold,
-                    },
-                )
-            )
+        out.setdefault(row.record_id, []).append(response_row(*row))
     return out
 
 
@@ -290,7 +295,7 @@ def pull_to_dataset(
                 rows = found.get(record.id, [])
                 matched += len(rows)
                 matched_ids.update([record.id] if rows else [])
-                new = _annotations(project, rows, record)
+                new = as_annotations(project.name, rows, record)
                 if new:
                     record = record.model_copy(update={"annotations": [*record.annotations, *new]})
                     annotated += 1

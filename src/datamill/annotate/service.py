@@ -14,7 +14,7 @@ Items, as each role may see them (this module)
 Assignment (assign.py)
     next_item, submit, skip, Timing, expire_leases
 Data in and out (exchange.py)
-    push_dataset, pull_to_dataset, routed_to
+    push_dataset, push_records, pull_to_dataset, routed_to
 Errors (errors.py): NotFound, Forbidden, Conflict, AnswerError -> 404, 403, 409, 422.
 """
 
@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from datamill.annotate.assign import Timing, expire_leases, next_item, skip, submit
 from datamill.annotate.errors import AnnotateError, NotFound
-from datamill.annotate.exchange import pull_to_dataset, push_dataset, routed_to
+from datamill.annotate.exchange import BATCH, pull_to_dataset, push_dataset, push_records, routed_to
 from datamill.annotate.models import (
     Assignment,
     Item,
@@ -49,6 +49,7 @@ from datamill.annotate.projects import (
 )
 
 __all__ = [
+    "BATCH",
     "AnnotateError",
     "Timing",
     "add_member",
@@ -66,6 +67,7 @@ __all__ = [
     "projects_for_user",
     "pull_to_dataset",
     "push_dataset",
+    "push_records",
     "remove_member",
     "response_row",
     "routed_to",
