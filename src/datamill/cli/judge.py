@@ -74,15 +74,25 @@ def _pairwise_table(title: str, cal: Calibration) -> Table:
 
 
 def _judge(
-    records: list[Record], config: BackendConfig | None, cache: Path | None, max_chars: int | None
+    records: list[Record],
+    configs: list[BackendConfig] | None,
+    cache: Path | None,
+    max_chars: int | None,
+    temperature: float,
 ) -> list[Record]:
-    """The records with the pairwise judge's verdict, with a progress bar."""
+    """The records with the pairwise judges' verdicts, with a progress bar."""
     from datamill.checks import run_checks
     from datamill.checks.pairwise import Pairwise
 
     if max_chars is None:  # the embedded model's context holds 2048 tokens, prompt and answer
-        max_chars = EMBEDDED_CHARS if config is None or config.kind == "embedded" else 6000
-    check = Pairwise(backend=config, cache=str(cache) if cache else None, max_chars=max_chars)
+        embedded = configs is None or any(c.kind == "embedded" for c in configs)
+        max_chars = EMBEDDED_CHARS if embedded else 6000
+    check = Pairwise(
+        backend=list(configs) if configs else None,
+        cache=str(cache) if cache else None,
+        max_chars=max_chars,
+        temperature=temperature,
+    )
     judged = []
     with progress_bar() as progress:
         task = progress.add_task("judge", total=len(records))
@@ -92,46 +102,78 @@ def _judge(
     return judged
 
 
+def _each_judge(
+    records: list[Record], human: list[int], where: str
+) -> tuple[Calibration, list[dict[str, Any]]]:
+    """The judges' combined calibration, printed with each judge's own when there are
+    several; and each judge's figures, for the JSON."""
+    from datamill.quality.calibration import calibrate_pairwise
+    from datamill.quality.judged import judge_verdict, judge_verdicts, judges_of
+
+    def figures(verdicts: list[tuple[Any, ...]]) -> Calibration:
+        return calibrate_pairwise(
+            [v[0] for v in verdicts],
+            human,
+            forward=[v[1] for v in verdicts],
+            reverse=[v[2] for v in verdicts],
+        )
+
+    labels = list(dict.fromkeys(label for r in records for label in judges_of(r)))
+    each = []
+    for label in labels if len(labels) > 1 else []:
+        cal = figures([judge_verdicts(r).get(label, (None, None, None)) for r in records])
+        console.print(_pairwise_table(f"judge {escape(label)} vs humans on {where}", cal))
+        each.append({"judge": label, **cal.as_dict()})
+    combined = figures([judge_verdict(r) for r in records])
+    if len(labels) > 1:
+        title = f"the {len(labels)} judges' majority vs humans on {where}"
+    else:
+        title = f"judge {escape(', '.join(labels) or 'none')} vs humans on {where}"
+    console.print(_pairwise_table(title, combined))
+    if len(labels) == 1:
+        each.append({"judge": labels[0], **combined.as_dict()})
+    return combined, each
+
+
 def _reference(
     name: str,
     limit: int | None,
     seed: int,
-    config: BackendConfig | None,
+    configs: list[BackendConfig] | None,
     cache: Path | None,
     max_chars: int | None,
+    temperature: float,
 ) -> dict[str, Any]:
-    from datamill.quality.calibration import calibrate_pairwise
-    from datamill.quality.judged import judge_verdict
     from datamill.quality.references import load_reference
 
     reference = load_reference(name, limit, seed)
-    judged = _judge([p.record() for p in reference.pairs], config, cache, max_chars)
-    verdicts = [judge_verdict(r) for r in judged]
-    cal = calibrate_pairwise(
-        [v[0] for v in verdicts],
-        [p.label for p in reference.pairs],
-        forward=[v[1] for v in verdicts],
-        reverse=[v[2] for v in verdicts],
-    )
+    records = [p.record() for p in reference.pairs]
+    judged = _judge(records, configs, cache, max_chars, temperature)
+    cal, each = _each_judge(judged, [p.label for p in reference.pairs], name)
     failed = sum(bool(r.checks["pairwise"].details.get("failures")) for r in judged)
     entries = [r.provenance.params["judge"] for r in judged if "judge" in r.provenance.params]
     models = entries[0]["pairwise"]["models"] if entries else []  # type: ignore[index,call-overload]
-    title = f"judge {escape(', '.join(models))} vs humans on {name}"  # type: ignore[arg-type]
-    console.print(_pairwise_table(title, cal))
     if failed:
         console.print(f"  {failed} pairs had a failed judge call (see the records' details)")
     for reason, n in reference.left_out.items():
         console.print(f"  left out of {escape(name)}: {n} pairs ({escape(reason)})")
-    return {"reference": name, "models": models, "failed": failed, **cal.as_dict()}
+    return {
+        "reference": name,
+        "models": models,
+        "failed": failed,
+        **cal.as_dict(),
+        "judges": each,
+    }
 
 
 def _dataset(path: Path, version: int | None, question: str | None) -> dict[str, Any]:
-    from datamill.quality.calibration import calibrate_pairwise, calibrate_ratings
-    from datamill.quality.judged import pairwise_columns, rating_columns
+    from datamill.quality.calibration import calibrate_ratings
+    from datamill.quality.judged import human_preference, pairwise_columns, rating_columns
     from datamill.store import Dataset
 
     ds = Dataset.open(path)
-    pairs = pairwise_columns(ds.records(version), question or "preference")
+    asked = question or "preference"
+    pairs = pairwise_columns(ds.records(version), asked)
     judge, human = rating_columns(ds.records(version), question or "rating")
     if not pairs.human and not judge:
         raise DatamillError(
@@ -140,9 +182,13 @@ def _dataset(path: Path, version: int | None, question: str | None) -> dict[str,
         )
     figures: dict[str, Any] = {"dataset": str(path)}
     if pairs.human:
-        cal = calibrate_pairwise(pairs.judge, pairs.human, pairs.forward, pairs.reverse)
-        console.print(_pairwise_table("pairwise judge vs human preferences", cal))
-        figures["pairwise"] = cal.as_dict()
+        both = [  # the records pairwise_columns kept, in its order
+            r
+            for r in ds.records(version)
+            if human_preference(r, asked) is not None and "pairwise" in r.checks
+        ]
+        cal, each = _each_judge(both, pairs.human, "human preferences")
+        figures["pairwise"] = {**cal.as_dict(), "judges": each}
     if judge:
         ratings = calibrate_ratings(judge, human)
         table = Table(title="rubric judge vs human ratings", title_justify="left")
@@ -175,6 +221,16 @@ def calibrate(
         typer.Option(help="Dataset: the annotation question (default: preference / rating)."),
     ] = None,
     version: VersionOpt = None,
+    judges: Annotated[
+        Path | None,
+        typer.Option(
+            help="YAML list of judge backends, as a recipe names them (several judges: each "
+            "is measured, and their majority); instead of --backend/--base-url/--model.",
+        ),
+    ] = None,
+    temperature: Annotated[
+        float, typer.Option(min=0.0, max=2.0, help="Judges' sampling temperature.")
+    ] = 0.0,
     backend: JudgeBackendOpt = None,
     base_url: BaseUrlOpt = None,
     model: ModelOpt = None,
@@ -196,7 +252,12 @@ def calibrate(
 
     if reference in REFERENCES:
         config = backend_override(backend, base_url, model, api_key_env, concurrency)
-        figures = _reference(reference, limit, seed, config, cache, max_chars)
+        configs = [config] if config is not None else None
+        if judges is not None:
+            if config is not None:
+                raise DatamillError("give --judges, or --backend/--base-url/--model, not both")
+            configs = _judge_configs(judges)
+        figures = _reference(reference, limit, seed, configs, cache, max_chars, temperature)
     elif Path(reference).is_dir():
         figures = _dataset(Path(reference), version, question)
     else:
@@ -208,3 +269,21 @@ def calibrate(
         tmp.write_text(text + "\n", encoding="utf-8")
         tmp.replace(out)
         console.print(f"  figures → {escape(str(out))}")
+
+
+def _judge_configs(path: Path) -> list[BackendConfig]:
+    """The judges a YAML file names: a list of backend mappings (or ``{backend: [...]}``)."""
+    from datamill.checks.llm_judge import backend_configs
+    from datamill.yamlfile import read_yaml
+
+    raw = read_yaml(path)
+    if isinstance(raw, dict) and "backend" in raw:
+        raw = raw["backend"]
+    if not isinstance(raw, list):
+        raise DatamillError(
+            f"{path}: expected a list of judge backends, such as [{{kind: embedded}}]"
+        )
+    try:
+        return backend_configs(raw)
+    except ValueError as e:
+        raise DatamillError(f"{path}: {e}") from None

@@ -1,6 +1,6 @@
 """Judge verdicts and human answers side by side, read from records.
 
-The pairwise check's details give the judge's verdict on a pair in both shown orders; a
+The pairwise check's details give each judge's verdict on a pair in both shown orders; a
 human pairwise answer names the preferred candidate (an index, ``"A"``/``"B"`` for the
 first/second of the pair, ``"tie"``, or the annotation app's ``{chosen, tie, pair}``). A
 rating is a number, or a rubric mapping whose mean is taken; several annotators are
@@ -20,6 +20,7 @@ from datamill.quality.calibration import Verdict
 from datamill.records import Record
 
 SHOWN = {"A": 1, "B": 2, "tie": 0}
+JUDGE = "judge"  # the label of a verdict that names no judge
 
 
 @dataclass
@@ -30,16 +31,50 @@ class PairwiseColumns:
     reverse: list[Verdict] = field(default_factory=list)
 
 
-def judge_verdict(record: Record, check: str = "pairwise") -> tuple[Verdict, Verdict, Verdict]:
-    """The judge's verdict on a record's first pair (1, 2, 0 or None), and its verdicts as
-    shown first (``forward``) and swapped (``reverse``), from the pairwise check."""
+def _first_pair(record: Record, check: str) -> list[dict[str, JsonValue]]:
+    """Every judge's entry for the record's first pair, from the pairwise check's details."""
     result = record.checks.get(check)
     pairs = result.details.get("pairs") if result is not None else None
     if not isinstance(pairs, list) or not pairs or not isinstance(pairs[0], dict):
-        return None, None, None
-    pair = pairs[0]
+        return []
+    first = (pairs[0].get("a"), pairs[0].get("b"))
+    return [p for p in pairs if isinstance(p, dict) and (p.get("a"), p.get("b")) == first]
+
+
+def _entry_verdict(pair: dict[str, JsonValue]) -> tuple[Verdict, Verdict, Verdict]:
     winner = {pair.get("a"): 1, pair.get("b"): 2, "tie": 0}.get(pair.get("winner"))  # type: ignore[arg-type]
     return winner, SHOWN.get(str(pair.get("forward"))), SHOWN.get(str(pair.get("reverse")))
+
+
+def judges_of(record: Record, check: str = "pairwise") -> list[str]:
+    """The labels of the judges that judged the record (failed ones included)."""
+    result = record.checks.get(check)
+    details = result.details if result is not None else {}
+    entries = [*(details.get("pairs") or []), *(details.get("failures") or [])]  # type: ignore[misc]
+    found = [str(e.get("judge", JUDGE)) for e in entries if isinstance(e, dict)]
+    return list(dict.fromkeys(found))
+
+
+def judge_verdicts(record: Record, check: str = "pairwise") -> dict[str, tuple[Verdict, ...]]:
+    """Each judge's verdict on the record's first pair: (winner, forward, reverse) as in
+    :func:`judge_verdict`; a judge whose calls failed is absent."""
+    return {str(p.get("judge", JUDGE)): _entry_verdict(p) for p in _first_pair(record, check)}
+
+
+def judge_verdict(record: Record, check: str = "pairwise") -> tuple[Verdict, Verdict, Verdict]:
+    """The judges' verdict on a record's first pair (1, 2, 0 or None), and the verdicts as
+    shown first (``forward``) and swapped (``reverse``), from the pairwise check.
+
+    With several judges, the verdict is their majority as the check takes it (a judge whose
+    orders disagreed votes "inconsistent"; no strict majority, or a majority of
+    inconsistent votes, is no verdict) and the shown orders are None: position bias is
+    each judge's own (:func:`judge_verdicts`)."""
+    entries = _first_pair(record, check)
+    if len(entries) <= 1:
+        return _entry_verdict(entries[0]) if entries else (None, None, None)
+    votes = Counter(_entry_verdict(p)[0] for p in entries).most_common()
+    clear = len(votes) == 1 or votes[0][1] > votes[1][1]
+    return (votes[0][0] if clear else None), None, None
 
 
 def _pairwise_vote(value: JsonValue) -> int | None:
@@ -87,14 +122,20 @@ def _number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def pairwise_columns(records: Iterable[Record], question: str) -> PairwiseColumns:
-    """Judge and human verdicts of the records that have both."""
+def pairwise_columns(
+    records: Iterable[Record], question: str, judge_label: str | None = None
+) -> PairwiseColumns:
+    """Judge and human verdicts of the records that have both: the judges' combined
+    verdict, or with ``judge_label`` that judge's own (None where its calls failed)."""
     columns = PairwiseColumns()
     for record in records:
         human = human_preference(record, question)
         if human is None or "pairwise" not in record.checks:
             continue
-        judge, forward, reverse = judge_verdict(record)
+        if judge_label is None:
+            judge, forward, reverse = judge_verdict(record)
+        else:
+            judge, forward, reverse = judge_verdicts(record).get(judge_label, (None, None, None))
         columns.judge.append(judge)
         columns.human.append(human)
         columns.forward.append(forward)
