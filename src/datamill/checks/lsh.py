@@ -16,6 +16,7 @@ import numpy as np
 
 _PART_BITS = 3  # keys fall into 8 parts by their top bits
 _LOW32 = np.uint64(0xFFFFFFFF)
+_FILTER_BITS = 27  # a bit per value of a key's top 27 bits: 16 MB, whatever the texts
 
 
 class BandIndex:
@@ -25,8 +26,10 @@ class BandIndex:
     next 32 bits of the key above the text number, in two sorted runs: new pairs merge into
     the small run, and the small run into the large one once it reaches a quarter of its
     size, so a pair is copied a handful of times in all and a merge copies one part, not the
-    whole index. A lookup is a binary search in each run. Keys that agree on their top 35
-    bits are taken as equal: the rare stranger this lets in is a candidate that fails
+    whole index. A lookup is a binary search in each run, for the keys that pass a filter
+    first: one bit per value of a key's top 27 bits, set for every stored key, so that most
+    keys of a new text, stored nowhere, cost one memory read. Keys that agree on their top
+    35 bits are taken as equal: the rare stranger this lets in is a candidate that fails
     verification.
     """
 
@@ -35,9 +38,14 @@ class BandIndex:
     def __init__(self) -> None:
         empty = np.zeros(0, np.uint64)
         self._runs = [[empty, empty] for _ in range(1 << _PART_BITS)]  # large, small
+        self._filter = np.zeros(1 << (_FILTER_BITS - 3), np.uint8)
 
     def add(self, keys: np.ndarray, ids: np.ndarray) -> None:
         keys = keys.ravel()
+        byte, bit = _filter_bits(keys)
+        self._filter[byte] |= bit  # of two bits in one byte, one may be lost: set it again
+        lost = self._filter[byte] & bit == 0
+        np.bitwise_or.at(self._filter, byte[lost], bit[lost])
         order, bounds, low = _by_part(keys)
         packed = low | ids.ravel()[order].astype(np.uint64)
         for p, (start, end) in enumerate(pairwise(bounds)):
@@ -54,6 +62,16 @@ class BandIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Every stored pair whose key is asked for: the position of the key in ``keys``
         and the text number stored under it. ``order``, if known, sorts ``keys``."""
+        byte, bit = _filter_bits(keys)
+        maybe = self._filter[byte] & bit != 0
+        if order is None:
+            asked = np.flatnonzero(maybe)
+        else:  # still sorted
+            asked, order = order[maybe[order]], np.arange(np.count_nonzero(maybe))
+        positions, found = self._search(keys[asked], order)
+        return asked[positions], found
+
+    def _search(self, keys: np.ndarray, order: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         order, bounds, low = _by_part(keys, order)  # sorted needles search faster
         positions, found = [np.zeros(0, np.int64)], [np.zeros(0, np.uint32)]
         for p, (start, end) in enumerate(pairwise(bounds)):
@@ -76,7 +94,15 @@ class BandIndex:
 
     @property
     def nbytes(self) -> int:
-        return sum(run.nbytes for runs in self._runs for run in runs)
+        return self._filter.nbytes + sum(run.nbytes for runs in self._runs for run in runs)
+
+
+def _filter_bits(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each key's bit lies in the filter: its byte and a mask of the bit."""
+    top = keys >> np.uint64(64 - _FILTER_BITS)
+    return (top >> np.uint64(3)).astype(np.int64), np.left_shift(1, top & np.uint64(7)).astype(
+        np.uint8
+    )
 
 
 def _by_part(
