@@ -100,7 +100,50 @@ def from_row(row: dict[str, Any]) -> Record:
 
 
 def to_table(records: Iterable[Record]) -> pa.Table:
-    return pa.Table.from_pylist([to_row(r) for r in records], schema=SCHEMA)
+    """The records as one table, built column by column: a third of the time of going
+    through a dict per row (``to_row``), with the same values."""
+    records = list(records)
+    try:
+        columns = _columns(records)
+    except PydanticSerializationError:
+        # Text UTF-8 cannot hold (lone surrogates): the row path raises the usual error.
+        return pa.Table.from_pylist([to_row(r) for r in records], schema=SCHEMA)
+    return pa.Table.from_arrays(columns, schema=SCHEMA)
+
+
+def _columns(records: list[Record]) -> list[pa.Array]:
+    offsets = [0]
+    fields: dict[str, list[Any]] = {f.name: [] for f in MESSAGE}
+    for record in records:
+        for m in record.messages:
+            for name in _MESSAGE_FIELDS:
+                fields[name].append(getattr(m, name))
+            calls = m.tool_calls
+            fields["tool_calls"].append(None if calls is None else _TOOL_CALLS.dump_json(calls))
+        offsets.append(len(fields["role"]))
+    messages = pa.ListArray.from_arrays(
+        pa.array(offsets, pa.int32()),
+        pa.StructArray.from_arrays(
+            [pa.array(fields[f.name], f.type) for f in MESSAGE], fields=list(MESSAGE)
+        ),
+    )
+    columns = {
+        name: pa.array([getattr(r, name) for r in records], pa.string()) for name in _PLAIN_COLUMNS
+    }
+    columns["messages"] = messages
+    for name, adapter in _JSON_COLUMNS.items():
+        columns[name] = pa.array([_json(adapter, getattr(r, name)) for r in records], pa.string())
+    return [columns[f.name] for f in SCHEMA]
+
+
+def _json(adapter: TypeAdapter[Any], value: Any) -> bytes | str:
+    """One value of a JSON column, as text or as UTF-8 bytes (Arrow takes either)."""
+    # Most records leave most of these columns empty: skip the serializer for those.
+    if value == [] and isinstance(value, list):
+        return "[]"
+    if value == {} and isinstance(value, dict):
+        return "{}"
+    return adapter.dump_json(value)
 
 
 def from_batch(batch: pa.RecordBatch | pa.Table) -> list[Record]:
