@@ -40,19 +40,23 @@ class BandIndex:
         self._runs = [[empty, empty] for _ in range(1 << _PART_BITS)]  # large, small
         self._filter = np.zeros(1 << (_FILTER_BITS - 3), np.uint8)
 
-    def add(self, keys: np.ndarray, ids: np.ndarray) -> None:
+    def add(self, keys: np.ndarray, ids: np.ndarray, order: np.ndarray | None = None) -> None:
+        """Store each key with its id. ``order``, if known, sorts ``keys`` stably, and ids
+        do not decrease along keys in the order given."""
         keys = keys.ravel()
         byte, bit = _filter_bits(keys)
         self._filter[byte] |= bit  # of two bits in one byte, one may be lost: set it again
         lost = self._filter[byte] & bit == 0
         np.bitwise_or.at(self._filter, byte[lost], bit[lost])
-        order, bounds, low = _by_part(keys)
+        presorted = order is not None
+        order, bounds, low = _by_part(keys, order)
         packed = low | ids.ravel()[order].astype(np.uint64)
         for p, (start, end) in enumerate(pairwise(bounds)):
             if start == end:
                 continue
             large, small = self._runs[p]
-            small = np.sort(np.concatenate([small, np.sort(packed[start:end])]), kind="stable")
+            new = packed[start:end] if presorted else np.sort(packed[start:end])
+            small = np.sort(np.concatenate([small, new]), kind="stable")
             if 4 * len(small) >= len(large):  # stable sort of two sorted runs: a merge
                 large, small = np.sort(np.concatenate([large, small]), kind="stable"), small[:0]
             self._runs[p] = [large, small]

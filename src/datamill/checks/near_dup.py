@@ -18,7 +18,7 @@ measures speed, memory, precision and recall against datasketch and rensa.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import get_args
 
 import numpy as np
@@ -96,10 +96,13 @@ class NearDup(BatchCheck):
         if self._reference_pending:
             await self._index_reference()
             self._reference_pending = False
-        texts = [text_of(r, self.on) for r in records]
         ids = [r.id for r in records]
         results: list[CheckResult] = []
-        async for start, sketched in self.hashing.sketched(texts):
+
+        def read(start: int, end: int) -> list[str]:
+            return [text_of(r, self.on) for r in records[start:end]]
+
+        async for start, sketched in self.hashing.sketched(len(records), read):
             results += self._judge(ids[start : start + len(sketched.sizes)], sketched)
         return results
 
@@ -109,7 +112,7 @@ class NearDup(BatchCheck):
     async def _index_reference(self) -> None:
         assert self.reference is not None
         for ids, texts in reference_batches(self.reference, self.on, self.batch_size):
-            async for start, sketched in self.hashing.sketched(texts):
+            async for start, sketched in self.hashing.sketched(len(texts), _reader(texts)):
                 keep = np.flatnonzero(sketched.sizes)
                 self._add(sketched, keep, [ids[start + i] for i in keep])
         self._in_reference = self._ids.count
@@ -184,7 +187,15 @@ class NearDup(BatchCheck):
             return
         first = self._ids.count
         numbers = np.arange(first, first + len(rows), dtype=np.uint32)
-        self._index.add(sketched.keys[rows], np.repeat(numbers, sketched.keys.shape[1]))
+        bands = sketched.keys.shape[1]
+        if len(rows) == len(sketched.sizes):
+            order = sketched.order
+        else:  # the order of the rows' keys among themselves
+            kept = np.zeros(len(sketched.sizes), bool)
+            kept[rows] = True
+            flat = np.repeat(kept, bands)
+            order = (np.cumsum(flat) - 1)[sketched.order[flat[sketched.order]]]
+        self._index.add(sketched.keys[rows], np.repeat(numbers, bands), order)
         if len(rows) == len(sketched.sizes):
             self._sketches.add(sketched.hashes, sketched.offsets)
         else:
@@ -192,8 +203,18 @@ class NearDup(BatchCheck):
             ends = np.cumsum(lengths)
             picked = np.arange(ends[-1]) + np.repeat(starts - ends + lengths, lengths)
             self._sketches.add(sketched.hashes[picked], np.concatenate([[0], ends]))
-        encoded = [i.encode(errors="surrogatepass") for i in ids]  # any str
-        self._ids.add(b"".join(encoded), np.cumsum(np.fromiter(map(len, encoded), np.int64)))
+        joined = "".join(ids)
+        if joined.isascii():  # as many bytes as characters
+            lengths = np.fromiter(map(len, ids), np.int64, len(ids))
+            self._ids.add(joined.encode(), np.cumsum(lengths))
+        else:
+            encoded = [i.encode(errors="surrogatepass") for i in ids]  # any str
+            lengths = np.fromiter(map(len, encoded), np.int64, len(ids))
+            self._ids.add(b"".join(encoded), np.cumsum(lengths))
+
+
+def _reader(texts: list[str]) -> Callable[[int, int], list[str]]:
+    return lambda start, end: texts[start:end]
 
 
 def _within(pairs: np.ndarray) -> dict[int, list[int]]:

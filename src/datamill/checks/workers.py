@@ -14,7 +14,7 @@ import ctypes
 import multiprocessing
 import os
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -24,6 +24,7 @@ from datamill.checks.shingles import Shingling, Sketched, sketch_texts
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 CHUNK_TEXTS = 512  # texts per unit of work sent to a worker
 CHUNK_CHARS = 1 << 20  # and at most this many characters, unless one text is longer
+TAIL = (CHUNK_TEXTS // 2, CHUNK_TEXTS // 4, CHUNK_TEXTS // 4)  # a batch's last chunks
 
 
 def chunks(texts: list[str]) -> list[tuple[int, int]]:
@@ -37,6 +38,17 @@ def chunks(texts: list[str]) -> list[tuple[int, int]]:
         spans.append((start, end))
         start, used = end, int(ends[end - 1])
     return spans
+
+
+def spans(count: int) -> list[tuple[int, int]]:
+    """Start and end of consecutive runs of ``count`` texts for workers: CHUNK_TEXTS each,
+    and in a batch of two chunks or more, the last CHUNK_TEXTS cut into the smaller TAIL
+    chunks, so that little work is left for one process once the others are done."""
+    tail = list(TAIL) if count >= 2 * CHUNK_TEXTS else []
+    body = count - sum(tail)
+    sizes = [CHUNK_TEXTS] * (body // CHUNK_TEXTS) + [body % CHUNK_TEXTS] * (body % CHUNK_TEXTS > 0)
+    ends = np.cumsum(sizes + tail).tolist()
+    return list(zip([0, *ends], ends, strict=False))
 
 
 def keep_freed_memory() -> None:
@@ -64,21 +76,28 @@ class SketchPool:
         self._starting: threading.Thread | None = None
         self._failed: BaseException | None = None
 
-    async def sketched(self, texts: list[str]) -> AsyncIterator[tuple[int, Sketched]]:
-        """Sketches of consecutive chunks of ``texts``, in order."""
-        spans = chunks(texts)
+    async def sketched(
+        self, count: int, read: Callable[[int, int], list[str]]
+    ) -> AsyncIterator[tuple[int, Sketched]]:
+        """Sketches of ``count`` texts, in consecutive chunks, in order; ``read(start, end)``
+        gives the texts from ``start`` to ``end``. Texts are read a chunk at a time and the
+        chunk sent at once, so that workers start on it while the next ones are read."""
         args = (self.how, self.pairs_per_bucket)
-        if self.workers < 2 or len(spans) < 2 or not self._ready():
-            for start, end in spans:
-                yield start, sketch_texts(texts[start:end], *args)
+        if self.workers < 2 or count <= CHUNK_TEXTS or not self._ready():
+            for start in range(0, count, CHUNK_TEXTS):
+                texts = read(start, min(start + CHUNK_TEXTS, count))
+                for begin, end in chunks(texts):
+                    yield start + begin, sketch_texts(texts[begin:end], *args)
             return
         loop = asyncio.get_running_loop()
-        pending = [
-            loop.run_in_executor(self.pool, sketch_texts, texts[start:end], *args)
-            for start, end in spans
-        ]
-        for (start, _), future in zip(spans, pending, strict=True):
-            yield start, await future
+        pending = []
+        for start, stop in spans(count):
+            texts = read(start, stop)
+            for begin, end in chunks(texts):
+                work = loop.run_in_executor(self.pool, sketch_texts, texts[begin:end], *args)
+                pending.append((start + begin, work))
+        for start, work in pending:
+            yield start, await work
 
     def start(self) -> None:
         """Start the workers now, if there are to be any, and wait until they are up."""
