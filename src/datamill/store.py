@@ -26,6 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, Field, JsonValue
 
@@ -217,10 +218,14 @@ class Dataset:
 class VersionWriter:
     """Writes records into new shards; commits the version on a clean exit, else discards it.
 
-    Rows are flushed as Parquet row groups of ``batch_size``, so memory stays flat.
+    Rows are flushed as Parquet row groups of ``batch_size``, so memory stays flat. Records
+    become Arrow columns ``chunk_size`` at a time as they come: they are let go young, so
+    the garbage collector does not keep walking thousands of them, and no single write
+    stops the caller for long (a generation run's event loop, say).
     """
 
     batch_size = 2048
+    chunk_size = 256
 
     def __init__(
         self,
@@ -241,7 +246,9 @@ class VersionWriter:
         }
         self.stats: dict[str, JsonValue] = {}
         self.committed: Version | None = None
-        self._buffer: list[Record] = []
+        self._buffer: list[Record] = []  # not converted yet
+        self._tables: list[pa.Table] = []  # converted, not written yet
+        self._converted = 0  # rows in _tables
         self._writer: pq.ParquetWriter | None = None
         self._tmp: Path | None = None
         self._rows_in_shard = 0
@@ -268,8 +275,10 @@ class VersionWriter:
             raise DatasetError("this version is already committed or aborted")
         self._buffer.append(record)
         self.counts["records"] += 1
-        if len(self._buffer) >= self.batch_size:
-            self._flush()
+        if len(self._buffer) >= self.chunk_size:
+            self._convert()
+            if self._converted >= self.batch_size:
+                self._flush()
 
     def write_all(self, records: Iterable[Record]) -> None:
         for record in records:
@@ -312,15 +321,27 @@ class VersionWriter:
             (self.dataset.path / shard).unlink(missing_ok=True)
         self._closed = True
 
+    def _convert(self) -> None:
+        if self._buffer:
+            table = to_table(self._buffer)
+            self._tables.append(table)
+            self._converted += table.num_rows
+            self._buffer = []
+
     def _flush(self) -> None:
-        while self._buffer:
+        self._convert()
+        if not self._tables:
+            return
+        rows = pa.concat_tables(self._tables)
+        self._tables, self._converted = [], 0
+        while rows.num_rows:
             room = self.rows_per_shard - self._rows_in_shard
-            chunk, self._buffer = self._buffer[:room], self._buffer[room:]
+            chunk, rows = rows.slice(0, room), rows.slice(room)
             if self._writer is None:
                 self._tmp = self.dataset.path / SHARDS / f".{uuid.uuid4().hex}.parquet.tmp"
                 self._writer = pq.ParquetWriter(self._tmp, SCHEMA, compression="zstd")
-            self._writer.write_table(to_table(chunk))
-            self._rows_in_shard += len(chunk)
+            self._writer.write_table(chunk)
+            self._rows_in_shard += chunk.num_rows
             if self._rows_in_shard >= self.rows_per_shard:
                 self._close_shard()
 
