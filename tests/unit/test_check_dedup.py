@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import re
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from datamill.checks.shingles import (
     word_hashes,
 )
 from datamill.checks.sketches import shared_pairs, sorted_sets
-from datamill.checks.workers import chunks
+from datamill.checks.workers import chunks, spans
 from datamill.errors import DatamillError
 from datamill.records import CheckResult, Message, Provenance, Record
 from datamill.store import Dataset
@@ -137,6 +138,25 @@ def test_empty_huge_and_odd_texts() -> None:
     assert out[7].details == {"duplicate_of": "r6", "similarity": 1.0, "in_reference": False}
 
 
+def test_mixed_scripts_control_characters_and_lone_surrogates() -> None:
+    rng = random.Random(11)
+    words = ["alpha", "Привет", "мир", "東京", "タワー", "नमस्ते", "مرحبا", "Ünïcödé", "straße"]
+    base = " ".join(f"{rng.choice(words)}{rng.randrange(40)}" for _ in range(120))
+    texts = [
+        base,
+        base.replace(" ", " \ud800 "),  # lone surrogates: separators, like punctuation
+        base.replace(" ", "\x00\x01\x1f\x7f "),
+        base.upper().replace("STRASSE", "STRAßE"),  # casefolding: ß and ss agree
+        "\udfff \ud800\udc00",
+        "\x00\x1b\x07\x7f\t\u200b",
+        base[: len(base) // 2],  # half the shingles: not a duplicate
+    ]
+    out = verdicts(texts)
+    assert [v.passed for v in out] == [True, False, False, False, True, True, True]
+    assert all(v.details["similarity"] == 1.0 for v in out[1:4])
+    assert out[4].details == out[5].details == {"reason": "no words"}
+
+
 class Watched(NearDup):
     """Says whether it hashed in worker processes."""
 
@@ -232,16 +252,25 @@ KEYS = st.sampled_from(
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.lists(KEYS, max_size=40), max_size=12), st.lists(KEYS, max_size=20))
-def test_the_band_index_answers_as_a_dict_would(batches: list[list[int]], asked: list[int]) -> None:
+@given(
+    st.lists(st.lists(KEYS, max_size=40), max_size=12),
+    st.lists(KEYS, max_size=20),
+    st.booleans(),
+)
+def test_the_band_index_answers_as_a_dict_would(
+    batches: list[list[int]], asked: list[int], presorted: bool
+) -> None:
     index, truth, number, shift = BandIndex(), {}, 0, 64 - BandIndex.KEY_BITS
     for batch in batches:
         ids = np.arange(number, number + len(batch))
-        index.add(np.array(batch, np.uint64), ids)
+        keys = np.array(batch, np.uint64)
+        index.add(keys, ids, np.argsort(keys, kind="stable") if presorted else None)
         for key, i in zip(batch, ids.tolist(), strict=True):
             truth.setdefault(key >> shift, []).append(i)
         number += len(batch)
-    positions, found = index.lookup(np.array(asked, np.uint64))
+    needles = np.array(asked, np.uint64)
+    order = np.argsort(needles, kind="stable") if presorted else None
+    positions, found = index.lookup(needles, order)
     assert positions.dtype == np.int64 and found.dtype == np.uint32
     got = sorted(zip(positions.tolist(), found.tolist(), strict=True))
     want = sorted((p, i) for p, key in enumerate(asked) for i in truth.get(key >> shift, []))
@@ -279,6 +308,33 @@ def test_jaccard_is_exact_on_whole_sets_and_estimated_on_bottom_k() -> None:
     universe = rng.choice(2**31, 6000, replace=False).astype(np.uint32)
     x, y = np.sort(universe[:4000]), np.sort(universe[1000:5000])  # true Jaccard 0.6
     assert jaccard(x[:512], y[:512], 512) == pytest.approx(0.6, abs=0.06)
+
+
+def test_a_batch_for_workers_ends_in_smaller_chunks() -> None:
+    assert spans(0) == [] and spans(1) == [(0, 1)] and spans(700) == [(0, 512), (512, 700)]
+    sizes = [end - start for start, end in spans(4096)]
+    assert sizes == [512] * 7 + [256, 128, 128]
+    for count in (1023, 1024, 1500, 5000):
+        got = spans(count)
+        assert got[0][0] == 0 and got[-1][1] == count
+        assert all(a[1] == b[0] for a, b in pairwise(got))
+        assert max(end - start for start, end in got) <= 512
+
+
+def test_a_large_batch_in_workers_finds_what_one_process_finds() -> None:
+    rng = random.Random(9)
+    bases = [document(rng, rng.randrange(100, 150)) for _ in range(1200)]
+    texts = bases + [variant(rng, b, 0.95) for b in bases[:100]]
+    random.Random(10).shuffle(texts)
+    found = []
+    for workers in (1, 2):
+        check = Watched(workers=workers)
+        check.hashing.start()
+        out = list(run_checks([rec(t, id=str(i)) for i, t in enumerate(texts)], [check]))
+        assert check.pooled is (workers > 1)
+        found.append([r.checks["near_dup"] for r in out])
+    assert found[0] == found[1]
+    assert sum(v.passed is False for v in found[0]) == 100
 
 
 def test_batches_split_by_count_and_by_characters() -> None:
