@@ -12,6 +12,7 @@ from datamill.errors import LLMError
 from datamill.generate.family import Context
 from datamill.generate.pool_dedup import PoolDedup
 from datamill.llm.config import BackendConfig
+from datamill.llm.gc_tuning import relaxed_gc
 from datamill.recipe import Recipe
 from datamill.store import Dataset, Version
 
@@ -48,7 +49,8 @@ async def run_generation(
     try:
         parent = dataset.version().version if append else None
         run: dict[str, JsonValue] = {"recipe": spec, "n": n}
-        with dataset.writer("generate", run, parent=parent, extend=append) as w:
+        # Records wait in the family between its engine calls: collect them young, too.
+        with relaxed_gc(), dataset.writer("generate", run, parent=parent, extend=append) as w:
             async for out in family.generate(ctx, params, n):
                 if isinstance(out, LLMError):
                     failures[out.cause] += 1

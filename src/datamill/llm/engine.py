@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from datamill.errors import LLMError
 from datamill.llm.base import Backend, ChatRequest, Completion
 from datamill.llm.cache import RequestCache, cache_key
+from datamill.llm.gc_tuning import relaxed_gc
 from datamill.llm.limits import RateLimits, Slots
 from datamill.llm.outcome import Outcome, RunStats, parse_json, samples, usage_of
 from datamill.llm.prices import PriceTable
@@ -157,7 +158,8 @@ class Engine:
         """Complete every request, ``concurrency`` at a time, yielding outcomes in input order.
 
         With ``schema``, each is a structured call (see :meth:`complete_json`) and the
-        outcome's ``parsed`` holds the validated object.
+        outcome's ``parsed`` holds the validated object. The garbage collector's young
+        generation is larger until the last outcome is taken (see ``gc_tuning``).
         """
         window: deque[asyncio.Task[Outcome]] = deque()
         turn = time.perf_counter()  # when the event loop last had a turn
@@ -178,21 +180,22 @@ class Engine:
                 turn = time.perf_counter()
             return task.result()
 
-        try:
-            for request in requests:
-                call = (
-                    self.complete(request)
-                    if schema is None
-                    else self.complete_json(request, schema)
-                )
-                window.append(asyncio.create_task(call))
-                if len(window) >= 4 * self.concurrency:
+        with relaxed_gc():
+            try:
+                for request in requests:
+                    call = (
+                        self.complete(request)
+                        if schema is None
+                        else self.complete_json(request, schema)
+                    )
+                    window.append(asyncio.create_task(call))
+                    if len(window) >= 4 * self.concurrency:
+                        yield await next_outcome()
+                while window:
                     yield await next_outcome()
-            while window:
-                yield await next_outcome()
-        finally:
-            for task in window:
-                task.cancel()
+            finally:
+                for task in window:
+                    task.cancel()
 
     def _estimate(self, request: ChatRequest) -> int:
         chars = sum(len(m.content or "") for m in request.messages)
