@@ -149,7 +149,7 @@ def contained() -> None:
 
 CODING = {
     "topics": ["sums"],
-    "difficulties": ["easy", "medium", "hard", "odd"],
+    "difficulties": ["easy", "medium", "hard", "odd", "junk"],
     "timeout_seconds": 3,
 }
 
@@ -158,7 +158,7 @@ def run_coding(tmp_path: Path, replies: dict[str, str], **params: Any) -> tuple[
     with StubServer() as stub:
         for difficulty, reply in replies.items():
             stub.reply(f"Write a {difficulty} exercise", *[reply] * 3)
-        return run_family("coding", tmp_path / "ds", 4, {**CODING, **params}, on(stub))
+        return run_family("coding", tmp_path / "ds", 5, {**CODING, **params}, on(stub))
 
 
 @pytest.mark.usefixtures("contained")
@@ -170,13 +170,23 @@ def test_coding_tests_run_in_the_sandbox(tmp_path: Path) -> None:
             "easy": exercise(snoop, problem=HOSTILE),
             "medium": exercise(ADD.replace("a + b", "a * b")),
             "hard": exercise(ADD.replace("return", "while True: pass\n    return")),
-            "odd": exercise("def add(a, b) return a + b"),
+            "odd": exercise("```python\ndef add(a, b) return a + b\n```"),
+            "junk": "Sure! Here is an exercise: add two numbers.",
         },
     )
-    assert version.counts == {"records": 3, "failed": 1}
-    assert version.stats["failures"] == {"invalid_output": 1}
+    assert version.counts == {"records": 4, "failed": 1}
+    assert version.stats["failures"] == {"invalid_output": 1}  # the answer that is no JSON
+    summary = version.stats["summary"]
+    assert summary["parse_failures"] == 1 and summary["rejected"] == 0
+    assert summary["kept"] == 4 and summary["verification_failed"] == 3
+    assert summary["verification"] == {"tests_pass": {"passed": 1, "failed": 3, "no_verdict": 0}}
     by_difficulty = {r.metadata["difficulty"]: r for r in records}
     good, buggy, stuck = by_difficulty["easy"], by_difficulty["medium"], by_difficulty["hard"]
+    odd = by_difficulty["odd"].checks["tests_pass"]  # kept, with why it cannot pass
+    assert odd.passed is False and odd.score == 0 and "not valid Python" in odd.details["problem"]
+    assert all("SyntaxError" in f for f in odd.details["failures"])
+    assert by_difficulty["odd"].response == "```python\ndef add(a, b) return a + b\n```"
+    assert good.checks["tests_pass"].details["problem"] is None
     assert good.checks["tests_pass"].passed and good.checks["tests_pass"].score == 1
     assert good.metadata["tests_passed"] == 3 and good.metadata["verified"] is True
     assert good.messages[0].content == HOSTILE
@@ -199,7 +209,8 @@ def test_coding_tests_run_in_the_sandbox(tmp_path: Path) -> None:
 def test_failing_tests_can_be_counted_as_failures(tmp_path: Path) -> None:
     replies = {d: exercise(ADD.replace("a + b", "a - b")) for d in CODING["difficulties"]}
     records, version = run_coding(tmp_path, replies, keep_failing=False)
-    assert records == [] and version.stats["failures"] == {"tests_fail": 4}
+    assert records == [] and version.stats["failures"] == {"tests_fail": 5}
+    assert version.stats["summary"]["rejected"] == 5
 
 
 def test_without_containment_coding_refuses_unless_told_otherwise(
@@ -212,8 +223,11 @@ def test_without_containment_coding_refuses_unless_told_otherwise(
             run_coding(tmp_path / "a", {})
         replies = {"easy": exercise(ADD)}
         records, _ = run_coding(tmp_path / "b", replies, allow_uncontained=True)
-        assert [r.metadata["sandbox"] for r in records] == ["uncontained"]
-        assert records[0].checks["tests_pass"].passed
+        assert {r.metadata["sandbox"] for r in records} == {"uncontained"}
+        [easy] = [r for r in records if r.metadata["difficulty"] == "easy"]
+        assert easy.checks["tests_pass"].passed
+        others = [r.checks["tests_pass"] for r in records if r is not easy]
+        assert others and not any(c.passed for c in others)  # the stub's made-up code
     finally:
         sandbox.check_containment.cache_clear()
 

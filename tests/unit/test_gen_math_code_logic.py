@@ -12,7 +12,13 @@ import pytest
 
 from datamill.generate import arithmetic
 from datamill.generate.arithmetic import NotArithmetic, evaluate, parse_answer, verify
-from datamill.generate.code_tests import check_solution, read_report, runner
+from datamill.generate.code_tests import (
+    check_solution,
+    one_per_line,
+    read_report,
+    runner,
+    unfenced,
+)
 from datamill.generate.families import coding
 from datamill.generate.families.math_cot import Solution, check_programmatic, solution_text
 from datamill.generate.math_problems import Kind, make_problem
@@ -224,6 +230,36 @@ def test_the_static_check_says_what_is_wrong(
 ) -> None:
     found = check_solution(solution, name, tests, min_tests=3)
     assert found is not None and problem in found
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        ADD,
+        f"```python\n{ADD}```",
+        f"```\n{ADD}\n```\n",
+        f"  ```py \n{ADD}```  ",
+    ],
+)
+def test_fenced_code_is_unwrapped(text: str) -> None:
+    assert unfenced(text) == ADD.rstrip("\n")
+
+
+def test_a_fence_inside_the_code_is_kept() -> None:
+    code = 'def md():\n    return "```x```"'
+    assert unfenced(code) == code
+
+
+def test_tests_are_one_statement_a_line() -> None:
+    joined = "assert add(1, 2) == 3\n\n# zero\nassert add(0, 0) == 0"
+    assert one_per_line([joined, TESTS[2]]) == [
+        "assert add(1, 2) == 3",
+        "assert add(0, 0) == 0",
+        TESTS[2],
+    ]
+    multi = "assert add(\n    1, 2\n) == 3"
+    assert one_per_line([multi]) == [multi]  # one statement over lines: judged whole
+    assert one_per_line(["  ", "# nothing"]) == []
 
 
 def test_the_runner_report_needs_the_nonce_and_one_entry_per_test() -> None:

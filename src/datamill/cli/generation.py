@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -53,14 +53,28 @@ def backend_override(
     return BackendConfig(kind=kind.value, **{k: v for k, v in fields.items() if v is not None})
 
 
+def _run_outcome(version: Version, before: int) -> str:
+    """Records kept (and how many failed verification, by check), items that made none."""
+    summary: dict[str, Any] = version.stats.get("summary") or {}  # type: ignore[assignment]
+    failed = version.stats.get("failures") or {}
+    text = f"{version.counts['records'] - before} records"
+    if unverified := summary.get("verification_failed"):
+        checks = summary.get("verification") or {}
+        which = ", ".join(f"{name} {c['failed']}" for name, c in checks.items() if c["failed"])
+        text += f" ({unverified} failed verification: {which})"
+    text += f", {version.counts.get('failed', 0)} failed"
+    kinds = [(k, summary.get(k)) for k in ("parse_failures", "rejected", "call_errors")]
+    if failed:
+        shown = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in kinds if v)
+        text += f" ({shown + ': ' if shown else ''}{escape(str(failed))})"
+    return text
+
+
 def _print_run(version: Version, label: str = "generated", before: int = 0) -> None:
     """A generation run's counts and model use; ``before``: records of the version it extends."""
-    failed = version.stats.get("failures") or {}
     dropped = version.counts.get("near_duplicates")
     console.print(
-        f"  {escape(label):<10} {version.counts['records'] - before} records, "
-        f"{version.counts.get('failed', 0)} failed"
-        f"{' (' + escape(str(failed)) + ')' if failed else ''}"
+        f"  {escape(label):<10} {_run_outcome(version, before)}"
         f"{f', {dropped} near-duplicates dropped' if dropped else ''} → version {version.version}"
     )
     for role, llm in (version.stats.get("llm") or {}).items():  # type: ignore[union-attr]

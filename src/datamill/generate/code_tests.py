@@ -1,22 +1,59 @@
 """Check a Python solution and its one-line ``assert`` tests, then run them in the sandbox.
 
-The static check says why a solution cannot be run as is (not valid Python, the function
-is not defined, a test is not one assert calling it). The run executes the solution and
-each test separately in :mod:`datamill.sandbox`; a runner prints each test's failure (or
-null) after a random nonce, so a solution that exits early or prints cannot pass for the
-runner. The result is a ``tests_pass`` :class:`CheckResult`: passed only if every test
-passed and the run ended cleanly within its limits; score is the share of tests passed.
+The static check says why a solution cannot be verified as is (not valid Python, the
+function is not defined, a test is not one assert calling it). The run executes the
+solution and each test separately in :mod:`datamill.sandbox`; a runner prints each test's
+failure (or null) after a random nonce, so a solution that exits early or prints cannot
+pass for the runner. The result is a ``tests_pass`` :class:`CheckResult`: passed only if
+every test passed and the run ended cleanly within its limits; score is the share of tests
+passed. :func:`verify` does both: a static problem fails the verdict whatever the run
+says (a test that is not an assert calling the function verifies nothing), and the run's
+output is kept to show what happened.
 """
 
 from __future__ import annotations
 
 import ast
 import json
+import re
 import secrets
 from collections.abc import Sequence
 
 from datamill.records import CheckResult
 from datamill.sandbox import Limits, run_python
+
+_FENCE = re.compile(r"^\s*```[\w+-]*[ \t]*\n(.*?)\n?```\s*$", re.DOTALL)
+
+
+def unfenced(code: str) -> str:
+    """``code`` without the Markdown fence models often wrap it in."""
+    match = _FENCE.match(code)
+    return (match.group(1) if match else code).strip("\n")
+
+
+def one_per_line(tests: Sequence[str]) -> list[str]:
+    """The tests, a string holding several one-line statements split into one test each.
+
+    Blank and comment lines go; a test whose lines do not each parse alone (a statement
+    over several lines) is kept whole, for the static check to judge.
+    """
+    out: list[str] = []
+    for test in tests:
+        lines = [line.strip() for line in test.splitlines()]
+        lines = [line for line in lines if line and not line.startswith("#")]
+        if len(lines) > 1 and all(_parses(line) for line in lines):
+            out.extend(lines)
+        elif lines:
+            out.append(test.strip())
+    return out
+
+
+def _parses(code: str) -> bool:
+    try:
+        ast.parse(code)
+        return True
+    except SyntaxError:
+        return False
 
 
 def check_solution(
@@ -110,3 +147,24 @@ def run_tests(
         score=passed / len(tests) if tests else 0.0,
         details={**details, "failures": failures, "passed_tests": passed},
     )
+
+
+def verify(
+    solution: str,
+    function: str,
+    tests: Sequence[str],
+    min_tests: int,
+    limits: Limits | None = None,
+    contained: bool = True,
+) -> CheckResult:
+    """The ``tests_pass`` verdict (blocking): the static check, then the run.
+
+    ``details["problem"]`` is why the exercise cannot be verified as written, or None; with
+    one the verdict fails with score 0, and the run's failures and output stay in the
+    details.
+    """
+    problem = check_solution(solution, function, tests, min_tests)
+    result = run_tests(solution, tests, limits, contained)
+    if problem is None:
+        return result.model_copy(update={"details": {**result.details, "problem": None}})
+    return CheckResult(passed=False, score=0.0, details={**result.details, "problem": problem})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from pydantic import JsonValue
 from datamill.errors import LLMError
 from datamill.generate.family import Context
 from datamill.generate.pool_dedup import PoolDedup
+from datamill.generate.tally import Tally
 from datamill.llm.config import BackendConfig
 from datamill.llm.gc_tuning import relaxed_gc
 from datamill.recipe import Recipe
@@ -44,7 +44,7 @@ async def run_generation(
     engines = {role: config.engine(cache, prices) for role, config in backends.items()}
     ctx = Context(engines, recipe.name, recipe.seed, recipe.temperature)
     spec = recipe.model_copy(update={"backends": backends}).model_dump(mode="json")
-    failures: Counter[str] = Counter()
+    tally = Tally()
     dedup = PoolDedup(recipe.dedup, dataset) if recipe.dedup is not None else None
     try:
         parent = dataset.version().version if append else None
@@ -53,14 +53,16 @@ async def run_generation(
         with relaxed_gc(), dataset.writer("generate", run, parent=parent, extend=append) as w:
             async for out in family.generate(ctx, params, n):
                 if isinstance(out, LLMError):
-                    failures[out.cause] += 1
+                    tally.failure(out)
                 elif dedup is None or await dedup.keep(out):
                     w.write(out)
+                    tally.record(out)
                 if advance is not None:
                     advance()
-            w.counts["failed"] = failures.total()
+            w.counts["failed"] = tally.failures.total()
             w.stats = {
-                "failures": dict(failures),
+                "failures": dict(tally.failures),
+                "summary": tally.as_dict(),
                 "llm": {role: engine.stats.as_dict() for role, engine in engines.items()},
             }
             if dedup is not None:

@@ -1,12 +1,15 @@
 """Python exercises with a reference solution and unit tests that really run.
 
 One structured call per record writes a problem, a function solving it and one-line
-``assert`` tests. The solution and tests are checked statically (valid Python, the
-function is defined, every test is an assert calling it), then run in the sandbox
-(:mod:`datamill.generate.code_tests`): no network, no host files, limited time, memory
-and processes.
-The verdict is ``checks["tests_pass"]`` (score: the share of tests passed) and
-``metadata["tests_passed"]``. (topic, difficulty) pairs are drawn without replacement.
+``assert`` tests; the schema caps each string, so a model that rambles still closes its
+JSON. An answer that is not that JSON, or has an empty problem or solution, is a parse
+failure. Every other answer is a record, verified (:func:`~datamill.generate.code_tests.verify`):
+a static check (valid Python, the function is defined, every test is an assert calling
+it), then the tests run in the sandbox: no network, no host files, limited time, memory
+and processes. The verdict is ``checks["tests_pass"]`` (score: the share of tests passed;
+``details``: each test's failure, the output, and the static problem if any) and
+``metadata["tests_passed"]``; with ``keep_failing`` off a failed verdict is a
+``tests_fail`` rejection instead. (topic, difficulty) pairs are drawn without replacement.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ import itertools
 import random
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from functools import cache
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 
 from datamill.errors import LLMError
-from datamill.generate.code_tests import check_solution, run_tests
+from datamill.generate.code_tests import one_per_line, unfenced, verify
 from datamill.generate.family import Context, chunks, register, scheduled
 from datamill.generate.sampling import item_seed
 from datamill.generate.template import PromptTemplate
@@ -37,13 +42,17 @@ TOPICS = [
 ]  # fmt: skip
 EXERCISE = PromptTemplate(
     name="coding-exercise",
-    version="1",
+    version="2",
     system=(
         "You write Python programming exercises with a reference solution and unit tests. "
         'Answer in JSON with the fields "problem" (the task, naming the function and its '
         'arguments), "function_name", "solution" (Python code defining that function, '
         'standard library only, no input or printing) and "tests" (at least {{ min_tests }} '
-        "one-line `assert` statements that call the function and check its result)."
+        "one-line `assert` statements that call the function and check its result).\n"
+        'For example: {"problem": "Write add(a, b) that returns the sum of a and b.", '
+        '"function_name": "add", "solution": "def add(a, b):\\n    return a + b", '
+        '"tests": ["assert add(1, 2) == 3", "assert add(-1, 1) == 0", '
+        '"assert add(0, 0) == 0"]}'
     ),
     user="Write a {{ difficulty }} exercise about {{ topic }}.",
 )
@@ -54,6 +63,28 @@ class Exercise(BaseModel):
     function_name: str = Field(description="the name of the function to write")
     solution: str = Field(description="Python code defining the function")
     tests: list[str] = Field(min_length=1, description="one-line assert statements")
+
+
+@cache
+def exercise_schema(min_tests: int, max_tokens: int) -> type[Exercise]:
+    """:class:`Exercise` with each string capped so that all fit in ``max_tokens``.
+
+    Two characters a token is a safe floor for prose and code: a model that rambles is cut
+    by the schema and still closes its JSON, instead of running out of tokens and being
+    asked again (three times ``max_tokens`` of a small model's time, for a parse failure).
+    """
+    chars = 2 * max_tokens
+    most = min_tests + 2
+    test = Annotated[str, StringConstraints(min_length=1, max_length=max(40, chars // 4 // most))]
+    schema: type[Exercise] = create_model(
+        "Exercise",
+        __base__=Exercise,
+        problem=(str, Field(min_length=1, max_length=max(80, chars // 5))),
+        function_name=(str, Field(min_length=1, max_length=60)),
+        solution=(str, Field(min_length=1, max_length=max(200, chars // 2))),
+        tests=(list[test], Field(min_length=min_tests, max_length=most)),  # type: ignore[valid-type]
+    )
+    return schema
 
 
 @dataclass(frozen=True)
@@ -104,30 +135,29 @@ class Coding:
         )
         sandboxes = asyncio.Semaphore(params.sandboxes)
 
-        async def test(exercise: Exercise) -> CheckResult:
+        async def test(e: Exercise) -> CheckResult:
+            args = (e.solution, e.function_name.strip(), e.tests, params.min_tests, limits)
             async with sandboxes:
-                return await asyncio.to_thread(
-                    run_tests, exercise.solution, exercise.tests, limits, contained
-                )
+                return await asyncio.to_thread(verify, *args, contained)
 
         engine = ctx.engine()
+        schema = exercise_schema(params.min_tests, params.max_tokens)
         slots = plan(params.topics, params.difficulties, n, ctx.seed)
         slots = scheduled(ctx, slots, params.temperature, _attributes)
         for part in chunks(slots, 4 * engine.concurrency):
             requests = [_request(slot, params) for slot in part]
-            outcomes = [o async for o in engine.map(requests, schema=Exercise)]
-            checked = [_valid(outcome, params.min_tests) for outcome in outcomes]
-            runs = [test(e) for e in checked if isinstance(e, Exercise)]
+            outcomes = [o async for o in engine.map(requests, schema=schema)]
+            read = [_read(outcome) for outcome in outcomes]
+            runs = [test(e) for e in read if isinstance(e, Exercise)]
             verdicts = iter(await asyncio.gather(*runs))
-            for slot, outcome, exercise in zip(part, outcomes, checked, strict=True):
+            for slot, outcome, exercise in zip(part, outcomes, read, strict=True):
                 if isinstance(exercise, LLMError):
                     yield exercise
                     continue
                 check = next(verdicts)
                 if not check.passed and not params.keep_failing:
-                    yield LLMError(
-                        "tests_fail", f"{check.score:.0%} of tests pass", raw=exercise.solution
-                    )
+                    why = check.details["problem"] or f"{check.score:.0%} of tests pass"
+                    yield LLMError("tests_fail", str(why), raw=exercise.solution)
                     continue
                 yield _record(ctx, slot, outcome, exercise, check, contained)
 
@@ -158,15 +188,22 @@ def _attributes(slot: Slot) -> dict[str, str]:
     return {"topic": slot.topic, "difficulty": slot.difficulty}
 
 
-def _valid(outcome: Outcome, min_tests: int) -> Exercise | LLMError:
+def _read(outcome: Outcome) -> Exercise | LLMError:
+    """The exercise as it will be verified (code unfenced, one test a line), or why there is
+    none to verify: a failed call or an answer that is not an exercise (a parse failure)."""
     if outcome.error is not None:
         return outcome.error
     exercise: Exercise = outcome.parsed
-    name = exercise.function_name.strip()
-    if (problem := check_solution(exercise.solution, name, exercise.tests, min_tests)) is not None:
+    solution = unfenced(exercise.solution)
+    if not exercise.problem.strip() or not solution.strip():
         raw = outcome.completion.text if outcome.completion is not None else None
-        return LLMError("invalid_output", problem, raw=raw)
-    return exercise
+        return LLMError("invalid_output", "an empty problem or solution", raw=raw)
+    return Exercise(
+        problem=exercise.problem,
+        function_name=exercise.function_name,
+        solution=solution,
+        tests=one_per_line(exercise.tests) or exercise.tests,
+    )
 
 
 def _record(
