@@ -150,7 +150,7 @@ def pairs(*items: tuple[str, str, str]) -> str:
 GROUNDED = {"documents": [str(DOCS)], "chunk_tokens": 400, "questions_per_chunk": 2}
 
 
-def test_pairs_cite_their_chunk_and_invented_quotes_are_counted(
+def test_pairs_cite_their_chunk_and_invented_quotes_are_kept_unsupported(
     stub: StubServer, tmp_path: Path
 ) -> None:
     stub.reply(
@@ -162,8 +162,18 @@ def test_pairs_cite_their_chunk_and_invented_quotes_are_counted(
     )
     params = {**GROUNDED, "domain": "appliances"}
     records, version = run_family("grounded_qa", tmp_path / "ds", 6, params, openai(stub))
-    assert version.stats["failures"]["ungrounded"] >= 1  # the invented quote, and the stub's
-    [kettle] = [r for r in records if r.metadata["grounding"]["path"].endswith("kettle.md")]
+    assert version.counts == {"records": 6, "failed": 0}
+    summary = version.stats["summary"]
+    assert summary["verification"]["grounded"]["failed"] == summary["verification_failed"] >= 1
+    [invented] = [r for r in records if r.messages[0].content == "What does the warranty cover?"]
+    assert invented.checks["grounded"].passed is False
+    assert invented.checks["grounded"].details["reason"] == "not found"
+    assert invented.metadata["grounding"]["supported"] is False
+    assert invented.metadata["grounding"]["quote_start"] is None
+    assert invented.metadata["grounding"]["chunk"]  # what the grounding check reads
+    kettles = [r for r in records if r.metadata["grounding"]["path"].endswith("kettle.md")]
+    [kettle] = [r for r in kettles if r.checks["grounded"].passed]
+    assert kettle.metadata["grounding"]["supported"] is True
     assert kettle.messages[0].content == "How often should I descale the KT-2?"
     assert kettle.messages[1].content == "Every four weeks."
     assert kettle.task == "grounded_qa" and kettle.domain == "appliances"
@@ -173,6 +183,22 @@ def test_pairs_cite_their_chunk_and_invented_quotes_are_counted(
     assert document[grounding["quote_start"] : grounding["quote_end"]] == "every four weeks with"
     assert kettle.checks["grounded"].passed is True and kettle.checks["grounded"].score == 1.0
     assert kettle.provenance.template == "grounded-qa" and kettle.provenance.usage.calls == 1
+
+
+def test_invented_quotes_can_be_rejections(stub: StubServer, tmp_path: Path) -> None:
+    stub.reply(
+        "Descale the KT-2",
+        pairs(
+            ("How often should I descale the KT-2?", "Every four weeks.", "every four weeks with"),
+            ("What does the warranty cover?", "Everything.", "covers every part for life"),
+        ),
+    )
+    params = {**GROUNDED, "keep_ungrounded": False}
+    records, version = run_family("grounded_qa", tmp_path / "ds", 6, params, openai(stub))
+    assert version.stats["failures"]["ungrounded"] >= 1  # the invented quote, and the stub's
+    assert version.stats["summary"]["rejected"] == version.counts["failed"]
+    assert all(r.checks["grounded"].passed for r in records)
+    assert any(r.metadata["grounding"]["path"].endswith("kettle.md") for r in records)
 
 
 def test_hostile_documents_are_data(stub: StubServer, tmp_path: Path) -> None:

@@ -2,10 +2,12 @@
 
 Documents are cut into chunks (see :mod:`datamill.documents`); chunks are drawn round-robin
 over documents, without replacement, and for each the model writes question, answer and a
-quote copied from the chunk. The quote is then looked up in the chunk: a pair whose quote
-is not there is a counted ``ungrounded`` failure (or is kept with ``checks["grounded"]``
-failed, with ``keep_ungrounded``). Document text is data: it goes to the model between
-markers that carry the chunk's id, so text inside a document cannot close them.
+quote copied from the chunk. The quote is then looked up in the chunk. A pair whose quote
+is not there is still a record, with ``checks["grounded"]`` failed (``details.reason``:
+``not found`` or ``too short``) and ``metadata["grounding"]["supported"]`` false, so that
+the ``grounding`` check, routing or a human can act on it; with ``keep_ungrounded`` off it
+is an ``ungrounded`` rejection instead. Document text is data: it goes to the model
+between markers that carry the chunk's id, so text inside a document cannot close them.
 """
 
 from __future__ import annotations
@@ -156,6 +158,7 @@ def _record(
                 "start": piece.start,
                 "end": piece.end,
                 "quote": pair.quote,
+                "supported": bool(check.passed),
                 "quote_start": check.details.get("start"),
                 "quote_end": check.details.get("end"),
             },
@@ -193,7 +196,7 @@ class GroundedQAParams(BaseModel):
     question_styles: list[str] = Field(default_factory=lambda: list(STYLES), min_length=1)
     context_in_prompt: bool = Field(False, description="put the chunk in the user turn (RAG)")
     min_quote_words: int = Field(3, ge=1)
-    keep_ungrounded: bool = False
+    keep_ungrounded: bool = Field(True, description="else a quote not found is a rejection")
     temperature: float = Field(0.7, ge=0, le=2)
     max_tokens: int = Field(600, ge=32)
 
