@@ -7,90 +7,29 @@ about 60 tokens a second, so these tests are few and ask for short answers.
 from __future__ import annotations
 
 import asyncio
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from pydantic import BaseModel
 
-from datamill.errors import MissingDependency
 from datamill.llm import ChatRequest
 from datamill.llm.engine import Engine, Outcome, samples
 from datamill.llm.openai_compat import OpenAICompatBackend
 from datamill.llm.prices import Price, PriceTable
 from datamill.records import Message
-from support import require, skip_or_fail
+from llama_server import MODEL, llama_server
 
 pytestmark = pytest.mark.model
 
 T = TypeVar("T")
-MODEL = "smollm2"
 PRICES = PriceTable(models={MODEL: Price(prompt=0.5, completion=1.5)})
-STARTUP_SECONDS = 180
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    require("llama_cpp.server.app", "pip install 'datamill[server]'")
-    from datamill.llm.embedded import default_model_path
-
-    try:
-        model = default_model_path()
-    except MissingDependency as e:
-        skip_or_fail(str(e))
-    port = free_port()
-    log = tmp_path_factory.mktemp("llama-server") / "server.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "llama_cpp.server", "--model", str(model)),
-                *("--host", "127.0.0.1", "--port", str(port)),
-                *("--n_ctx", "2048", "--verbose", "False"),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_until_up(f"http://127.0.0.1:{port}/v1/models", proc, log)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"llama_cpp.server exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(
-                f"llama_cpp.server did not answer in {STARTUP_SECONDS}s:\n{log.read_text()}"
-            )
-        time.sleep(0.2)
+    with llama_server(tmp_path_factory.mktemp("llama-server")) as url:
+        yield url
 
 
 def ask(text: str, **params: Any) -> ChatRequest:
