@@ -16,7 +16,7 @@ CROWD_PKG := crowd-kit>=1.4.2,<1.5
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: demo test lint bench-llm bench-dedup bench-annotate bench-resolve clean
+.PHONY: demo test lint bench-llm bench-dedup bench-annotate bench-resolve bench-generate clean
 
 demo: $(VENV)/.installed-demo
 	$(BIN)/datamill demo
@@ -64,6 +64,11 @@ bench-annotate: $(VENV)/.installed-dev
 # Resolving: majority vote against Dawid–Skene on simulated careful and careless annotators.
 bench-resolve: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/resolve.py
+
+# Every family's recipe on the embedded model: records a minute, parse and verification
+# failures per family; one sample record per family in out/bench-generate.
+bench-generate: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/generation_rate.py out/bench-generate --n 10 --n-of coding=5
 
 clean:
 	rm -rf $(VENV) out
