@@ -83,14 +83,18 @@ def answer(store: Any, assignment: Any, choice: str = "A", seconds: float = 30, 
 
 
 def test_migrations_from_empty_and_again(store: Any) -> None:
-    assert dbm.current_revision(store.engine) == "0002_item_overlap"
+    assert dbm.current_revision(store.engine) == "0003_items_next_desc"
     assert dbm.migrate(store.engine) == []  # nothing left to apply
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_migrate_reports_and_refuses_newer(kind: str, tmp_path: Path) -> None:
     with open_store(kind, tmp_path, migrate=False) as database:
-        assert dbm.migrate(database.engine) == ["0001_initial", "0002_item_overlap"]
+        assert dbm.migrate(database.engine) == [
+            "0001_initial",
+            "0002_item_overlap",
+            "0003_items_next_desc",
+        ]
         with database.engine.begin() as conn:
             conn.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
         with pytest.raises(dbm.StoreError, match="newer than this datamill"):
@@ -124,7 +128,7 @@ def test_items_of_a_first_schema_store_survive_the_overlap_migration(
                     "0, false, 0, 0, CURRENT_TIMESTAMP FROM projects"
                 )
             )
-        assert dbm.migrate(database.engine) == ["0002_item_overlap"]
+        assert dbm.migrate(database.engine) == ["0002_item_overlap", "0003_items_next_desc"]
         with database.read() as session:
             item = session.scalars(select(Item)).one()
             assert (item.record_id, item.overlap) == ("r1", None)

@@ -13,9 +13,10 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from datamill.annotate import assign, service
+from datamill.annotate import assign, cache, service
 from datamill.annotate.deps import DB, ApiUser, client_ip
-from datamill.annotate.models import Assignment, User, utc_now
+from datamill.annotate.errors import NotFound
+from datamill.annotate.models import User, utc_now
 
 router = APIRouter(prefix="/api", tags=["annotate"])
 
@@ -87,9 +88,17 @@ def projects(db: DB, who: ApiUser) -> list[ProjectInfo]:
         ]
 
 
-def lease_next(s: Session, name: str, user: User) -> Assignment | None:
-    project = service.get_project(s, name, user)
-    return assign.next_item(s, project, user, utc_now())
+def lease_next(s: Session, name: str, user: User) -> assign.Lease | None:
+    """The user's lease in project ``name``; a project they may not see is NotFound."""
+    project = cache.project_named(s, name)
+    if project is None:
+        raise NotFound(f"no project {name!r}")
+    try:
+        return assign.next_item(s, project, user, utc_now())
+    except assign.NotAMember:
+        if user.role != "admin":
+            raise NotFound(f"no project {name!r}") from None  # as if it did not exist
+        raise
 
 
 @router.get(
@@ -102,12 +111,13 @@ def next_item(name: str, db: DB, who: ApiUser) -> Job:
         lease = lease_next(s, name, who.user)
         if lease is None:
             return Response(status_code=204)  # type: ignore[return-value]
-        return Job(**service.item_for_annotator(s, lease))
+        reviewer = who.user.role in {"reviewer", "admin"}
+        return Job(**service.item_for_annotator(s, lease, reviewer))
 
 
 def do_submit(
     s: Session, assignment_id: int, user: User, answers: Any, timing: Timing, ip: str | None
-) -> Any:
+) -> assign.Submitted:
     assignment = service.get_assignment(s, assignment_id, user)
     now = utc_now()
     lived = max(0.0, (now - assignment.leased_at).total_seconds())
@@ -128,7 +138,7 @@ def submit(assignment_id: int, body: Submission, db: DB, who: ApiUser, request: 
         return Receipt(response_id=r.id, flags=list(r.flags))
 
 
-def do_skip(s: Session, assignment_id: int, user: User, ip: str | None) -> Assignment:
+def do_skip(s: Session, assignment_id: int, user: User, ip: str | None) -> assign.Lease:
     assignment = service.get_assignment(s, assignment_id, user)
     return assign.skip(s, assignment, now=utc_now(), ip=ip)
 

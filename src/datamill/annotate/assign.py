@@ -11,6 +11,10 @@ own ``overlap`` (routing's k for that record) wins over the project's. Expired
 leases are swept (marked ``expired``, their slot released) before each lease. Gold items
 are honeypots: every member may meet each one once, whatever the overlap, at the project's
 ``gold_ratio`` of the items they are given.
+
+These calls are the annotator's loop, so they speak SQLAlchemy Core (a handful of
+statements each, no ORM objects) and read projects through ``cache.py``. They return plain
+snapshots: ``Lease`` (an assignment row) and ``Submitted`` (a response row).
 """
 
 from __future__ import annotations
@@ -18,17 +22,20 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from datamill.annotate import questions as q
-from datamill.annotate.audit import audit
-from datamill.annotate.errors import Conflict, Forbidden
+from datamill.annotate.cache import ProjectView, project_by_id
+from datamill.annotate.errors import Conflict, Forbidden, NotFound
 from datamill.annotate.models import (
     Assignment,
+    AuditLog,
     Item,
     ItemExpertise,
     Project,
@@ -39,149 +46,225 @@ from datamill.annotate.models import (
 )
 from datamill.annotate.signals import Timing, quality_flags
 
+A, I = Assignment.__table__, Item.__table__  # noqa: E741
+LEASE_COLUMNS = [
+    A.c.id,
+    A.c.item_id,
+    A.c.user_id,
+    A.c.project_id,
+    A.c.state,
+    A.c.leased_at,
+    A.c.expires_at,
+    A.c.display_order,
+    A.c.is_gold,
+]
 
-def _member(session: Session, project: Project, user: User) -> None:
+
+@dataclass(frozen=True)
+class Lease:
+    """An assignment as it was read: who has which item of which project, until when."""
+
+    id: int
+    item_id: int
+    user_id: int
+    project_id: int
+    state: str
+    leased_at: datetime
+    expires_at: datetime
+    display_order: list[int]
+    is_gold: bool
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A stored response: what ``submit`` returns."""
+
+    id: int
+    assignment_id: int
+    item_id: int
+    project_id: int
+    answers: dict[str, Any]
+    flags: list[str]
+
+
+def _member(session: Session, project: Project | ProjectView, user: User) -> None:
     """Check the user may annotate in the project; lock their membership row (PostgreSQL)
     so that two requests of the same user cannot both lease."""
     if not user.active:
         raise Forbidden(f"user {user.username!r} is inactive")
-    member = session.scalar(
-        select(ProjectMember)
+    member = session.execute(
+        select(ProjectMember.user_id)
         .where(ProjectMember.project_id == project.id, ProjectMember.user_id == user.id)
         .with_for_update()
-    )
+    ).first()
     if member is None:
-        raise Forbidden(f"user {user.username!r} is not a member of project {project.name!r}")
+        raise NotAMember(f"user {user.username!r} is not a member of project {project.name!r}")
     missing = sorted(set(project.required_expertise) - set(user.expertise))
     if missing:
         raise Forbidden(f"project {project.name!r} needs expertise {', '.join(missing)}")
 
 
+class NotAMember(Forbidden):
+    """The user is not a member of the project (the API hides such a project: 404)."""
+
+
 def expire_leases(session: Session, project_id: int, now: datetime) -> int:
     """Mark leases past their time as expired and give their slots back; return how many."""
     stale = (
-        select(Assignment.id)
-        .where(
-            Assignment.project_id == project_id,
-            Assignment.state == "leased",
-            Assignment.expires_at <= now,
-        )
-        .order_by(Assignment.id)
+        select(A.c.id)
+        .where(A.c.project_id == project_id, A.c.state == "leased", A.c.expires_at <= now)
+        .order_by(A.c.id)
         .with_for_update(skip_locked=True)
     )
-    items = session.scalars(
-        update(Assignment)
-        .where(Assignment.id.in_(stale))
-        .values(state="expired")
-        .returning(Assignment.item_id)
-        .execution_options(synchronize_session=False)
-    ).all()
-    for item_id, n in sorted(Counter(items).items()):  # one lock order: no deadlocks
+    items = (
         session.execute(
-            update(Item)
-            .where(Item.id == item_id)
-            .values(n_active=Item.n_active - n)
-            .execution_options(synchronize_session=False)
+            update(A).where(A.c.id.in_(stale)).values(state="expired").returning(A.c.item_id)
         )
+        .scalars()
+        .all()
+    )
+    for item_id, n in sorted(Counter(items).items()):  # one lock order: no deadlocks
+        session.execute(update(I).where(I.c.id == item_id).values(n_active=I.c.n_active - n))
     if items:
-        session.expire_all()
+        session.expire_all()  # ORM objects the caller holds may count the old slots
     return len(items)
 
 
-def _want_gold(session: Session, project: Project, user: User) -> bool:
+def _want_gold(session: Session, project: Project | ProjectView, user: User) -> bool:
     if project.gold_ratio <= 0:
         return False
     seen, gold = session.execute(
-        select(func.count(), func.count().filter(Assignment.is_gold)).where(
-            Assignment.user_id == user.id,
-            Assignment.project_id == project.id,
-            Assignment.state != "expired",
+        select(func.count(), func.count().filter(A.c.is_gold)).where(
+            A.c.user_id == user.id, A.c.project_id == project.id, A.c.state != "expired"
         )
     ).one()
     return math.floor(project.gold_ratio * (seen + 1) + 1e-9) > gold
 
 
-def _pick(session: Session, project: Project, user: User, gold: bool) -> Item | None:
-    seen = exists().where(
-        Assignment.item_id == Item.id,
-        Assignment.user_id == user.id,
-        Assignment.state != "expired",
-    )
+def _pick(
+    session: Session, project: Project | ProjectView, user: User, gold: bool
+) -> tuple[int, int, bool] | None:
+    """(item id, number of candidates, gold) of the best item for the user, row-locked."""
+    seen = exists().where(A.c.item_id == I.c.id, A.c.user_id == user.id, A.c.state != "expired")
     lacking = exists().where(
-        ItemExpertise.item_id == Item.id, ItemExpertise.tag.not_in(user.expertise)
+        ItemExpertise.item_id == I.c.id, ItemExpertise.tag.not_in(user.expertise)
     )
-    query = select(Item).where(Item.project_id == project.id, Item.is_gold == gold, ~seen, ~lacking)
+    query = select(I.c.id, I.c.payload, I.c.is_gold).where(
+        I.c.project_id == project.id, I.c.is_gold == gold
+    )
     if not gold:
-        query = query.where(Item.n_active < func.coalesce(Item.overlap, project.overlap))
+        query = query.where(I.c.n_active < func.coalesce(I.c.overlap, project.overlap))
+    query = query.where(~seen, ~lacking)
     if user.languages:
-        query = query.where(or_(Item.language.is_(None), Item.language.in_(user.languages)))
-    query = query.order_by(Item.priority.desc(), Item.id).limit(1)
-    return session.scalar(query.with_for_update(skip_locked=True, key_share=True))
+        query = query.where(or_(I.c.language.is_(None), I.c.language.in_(user.languages)))
+    query = query.order_by(I.c.priority.desc(), I.c.id).limit(1)
+    row = session.execute(query.with_for_update(skip_locked=True, key_share=True)).first()
+    if row is None:
+        return None
+    return row.id, len(row.payload.get("candidates", [])), row.is_gold
+
+
+def own_lease(session: Session, project_id: int, user_id: int, now: datetime) -> Lease | None:
+    """The user's live lease in the project, if any."""
+    row = session.execute(
+        select(*LEASE_COLUMNS)
+        .where(
+            A.c.user_id == user_id,
+            A.c.project_id == project_id,
+            A.c.state == "leased",
+            A.c.expires_at > now,
+        )
+        .order_by(A.c.id)
+        .limit(1)
+    ).first()
+    return Lease(*row) if row is not None else None
+
+
+def _insert(session: Session) -> Any:
+    return (postgresql if session.get_bind().dialect.name == "postgresql" else sqlite).insert
 
 
 def next_item(
     session: Session,
-    project: Project,
+    project: Project | ProjectView,
     user: User,
     now: datetime | None = None,
     rng: random.Random | None = None,
-) -> Assignment | None:
+) -> Lease | None:
     """The user's live lease in the project if they have one, else a new lease on the best
     item for them; None when nothing is left for them."""
     now = now or utc_now()
     _member(session, project, user)
-    own = session.scalar(
-        select(Assignment)
-        .where(
-            Assignment.user_id == user.id,
-            Assignment.project_id == project.id,
-            Assignment.state == "leased",
-            Assignment.expires_at > now,
-        )
-        .order_by(Assignment.id)
-        .limit(1)
-    )
+    own = own_lease(session, project.id, user.id, now)
     if own is not None:
         return own
     expire_leases(session, project.id, now)
     want_gold = _want_gold(session, project, user)
-    item = _pick(session, project, user, gold=want_gold)
-    if item is None and project.gold_ratio > 0:
-        item = _pick(session, project, user, gold=not want_gold)
-    if item is None:
+    picked = _pick(session, project, user, gold=want_gold)
+    if picked is None and project.gold_ratio > 0:
+        picked = _pick(session, project, user, gold=not want_gold)
+    if picked is None:
         return None
-    order = list(range(len(item.payload.get("candidates", []))))
+    item_id, n_candidates, is_gold = picked
+    order = list(range(n_candidates))
     (rng or random).shuffle(order)
-    expires = now + timedelta(seconds=project.lease_seconds)
-    assignment = session.scalar(
-        select(Assignment).where(Assignment.item_id == item.id, Assignment.user_id == user.id)
+    values = {
+        "state": "leased",
+        "leased_at": now,
+        "expires_at": now + timedelta(seconds=project.lease_seconds),
+        "display_order": order,
+        "is_gold": is_gold,
+    }
+    # The user's own expired lease on this item, if any, is taken up again.
+    upsert = _insert(session)(Assignment).values(
+        item_id=item_id, user_id=user.id, project_id=project.id, **values
     )
-    if assignment is None:  # else: the user's own expired lease on it, taken up again
-        assignment = Assignment(item_id=item.id, user_id=user.id, project_id=project.id)
-        session.add(assignment)
-    assignment.state, assignment.leased_at, assignment.expires_at = "leased", now, expires
-    assignment.display_order, assignment.is_gold = order, item.is_gold
-    item.n_active = Item.n_active + 1
-    session.flush()
-    return assignment
+    upsert = upsert.on_conflict_do_update(index_elements=["item_id", "user_id"], set_=values)
+    assignment_id = session.execute(upsert.returning(A.c.id)).scalar_one()
+    session.execute(update(I).where(I.c.id == item_id).values(n_active=I.c.n_active + 1))
+    return Lease(
+        assignment_id,
+        item_id,
+        user.id,
+        project.id,
+        "leased",
+        now,
+        values["expires_at"],
+        order,
+        is_gold,
+    )
 
 
-def _locked(session: Session, model: type[Any], id_: int) -> Any:
-    query = select(model).where(model.id == id_).with_for_update(key_share=True)
-    return session.scalars(query.execution_options(populate_existing=True)).one()
+def get_lease(session: Session, assignment_id: int, user_id: int | None = None) -> Lease:
+    """An assignment; with ``user_id``, only that user's (another's is NotFound, as if it
+    did not exist)."""
+    row = session.execute(select(*LEASE_COLUMNS).where(A.c.id == assignment_id)).first()
+    if row is None or (user_id is not None and row.user_id != user_id):
+        raise NotFound(f"no assignment {assignment_id}")
+    return Lease(*row)
 
 
-def _lock(session: Session, assignment: Assignment) -> tuple[Assignment, Item, Project]:
+def _lock(session: Session, assignment: Any) -> tuple[Lease, Any]:
     """The assignment and its item, re-read under row locks (assignment first, then item)."""
-    fresh = _locked(session, Assignment, assignment.id)
-    item = _locked(session, Item, fresh.item_id)
-    return fresh, item, session.get_one(Project, fresh.project_id)
+    row = session.execute(
+        select(*LEASE_COLUMNS).where(A.c.id == assignment.id).with_for_update(key_share=True)
+    ).first()
+    if row is None:
+        raise NotFound(f"no assignment {assignment.id}")
+    fresh = Lease(*row)
+    item = session.execute(
+        select(I.c.id, I.c.payload, I.c.is_gold, I.c.gold_answers, I.c.overlap, I.c.n_active)
+        .where(I.c.id == fresh.item_id)
+        .with_for_update(key_share=True)
+    ).one()
+    return fresh, item
 
 
-def _take_back(assignment: Assignment, item: Item, project: Project) -> None:
-    """Make an expired lease live again if its slot is still free; else refuse."""
+def _take_back(assignment: Lease, item: Any, project: ProjectView) -> int:
+    """Make an expired lease live again if its slot is still free (1: the slot it takes
+    again), else refuse; 0 for a live lease."""
     if assignment.state == "leased":
-        return  # live, or past its time but not swept: its slot is still counted
+        return 0  # live, or past its time but not swept: its slot is still counted
     if assignment.state == "submitted":
         raise Conflict(f"assignment {assignment.id} is already submitted")
     if assignment.state == "skipped":
@@ -191,73 +274,86 @@ def _take_back(assignment: Assignment, item: Item, project: Project) -> None:
             f"the lease on assignment {assignment.id} expired and the item went to another "
             "annotator; take the next item"
         )
-    item.n_active += 1
-    assignment.state = "leased"
+    return 1
+
+
+def _audit(
+    session: Session, user_id: int, action: str, target: str, details: Any, ip: Any, at: datetime
+) -> None:
+    row = {"user_id": user_id, "action": action, "target": target, "details": details or {}}
+    session.execute(AuditLog.__table__.insert().values(**row, ip=ip, at=at))
 
 
 def submit(
     session: Session,
-    assignment: Assignment,
+    assignment: Any,
     answers: object,
     timing: Timing,
     now: datetime | None = None,
     ip: str | None = None,
-) -> Response:
-    """Validate and store the answers of a leased assignment, with quality flags and an
-    audit row, in the caller's transaction."""
+) -> Submitted:
+    """Validate and store the answers of a leased assignment (anything with its ``id``),
+    with quality flags and an audit row, in the caller's transaction."""
     now = now or utc_now()
-    assignment, item, project = _lock(session, assignment)
-    _take_back(assignment, item, project)
-    questions = q.parse_questions(project.questions)
-    view = q.View.of(item.payload, assignment.display_order)
-    stored = q.validate_answers(questions, answers, view)
-    flags = quality_flags(questions, stored, view, timing)
+    lease, item = _lock(session, assignment)
+    project = project_by_id(session, lease.project_id)
+    taken = _take_back(lease, item, project)
+    view = q.View.of(item.payload, lease.display_order)
+    stored = q.validate_answers(project.parsed, answers, view)
+    flags = quality_flags(project.parsed, stored, view, timing)
     if (
         item.is_gold
         and item.gold_answers
-        and not q.matches_gold(questions, stored, item.gold_answers)
+        and not q.matches_gold(project.parsed, stored, item.gold_answers)
     ):
         flags.append("gold_mismatch")
-    assignment.state = "submitted"
-    item.n_submitted += 1
-    response = Response(
-        assignment_id=assignment.id,
-        item_id=item.id,
-        user_id=assignment.user_id,
-        project_id=project.id,
-        answers=stored,
-        seconds=timing.seconds,
-        typing_seconds=timing.typing_seconds,
-        paste_events=timing.paste_events,
-        flags=flags,
-        flagged=bool(flags),
-        created_at=now,
+    session.execute(update(A).where(A.c.id == lease.id).values(state="submitted"))
+    session.execute(
+        update(I)
+        .where(I.c.id == item.id)
+        .values(n_active=I.c.n_active + taken, n_submitted=I.c.n_submitted + 1)
     )
-    session.add(response)
-    audit(
-        session,
-        assignment.user_id,
-        "submit",
-        f"assignment:{assignment.id}",
-        {"flags": flags},
-        ip,
-        now,
-    )
-    session.flush()
-    return response
+    response_id = session.execute(
+        Response.__table__.insert()
+        .values(
+            assignment_id=lease.id,
+            item_id=item.id,
+            user_id=lease.user_id,
+            project_id=project.id,
+            answers=stored,
+            seconds=timing.seconds,
+            typing_seconds=timing.typing_seconds,
+            paste_events=timing.paste_events,
+            flags=flags,
+            flagged=bool(flags),
+            created_at=now,
+        )
+        .returning(Response.__table__.c.id)
+    ).scalar_one()
+    _audit(session, lease.user_id, "submit", f"assignment:{lease.id}", {"flags": flags}, ip, now)
+    return Submitted(response_id, lease.id, item.id, project.id, stored, flags)
 
 
 def skip(
-    session: Session, assignment: Assignment, now: datetime | None = None, ip: str | None = None
-) -> Assignment:
+    session: Session, assignment: Any, now: datetime | None = None, ip: str | None = None
+) -> Lease:
     """Give the item back unanswered; the user is not offered it again."""
     now = now or utc_now()
-    assignment, item, _ = _lock(session, assignment)
-    if assignment.state in {"submitted", "skipped"}:
-        raise Conflict(f"assignment {assignment.id} is already {assignment.state}")
-    if assignment.state == "leased":
-        item.n_active -= 1
-    assignment.state = "skipped"
-    audit(session, assignment.user_id, "skip", f"assignment:{assignment.id}", None, ip, now)
-    session.flush()
-    return assignment
+    lease, item = _lock(session, assignment)
+    if lease.state in {"submitted", "skipped"}:
+        raise Conflict(f"assignment {lease.id} is already {lease.state}")
+    session.execute(update(A).where(A.c.id == lease.id).values(state="skipped"))
+    if lease.state == "leased":
+        session.execute(update(I).where(I.c.id == item.id).values(n_active=I.c.n_active - 1))
+    _audit(session, lease.user_id, "skip", f"assignment:{lease.id}", None, ip, now)
+    return Lease(
+        lease.id,
+        lease.item_id,
+        lease.user_id,
+        lease.project_id,
+        "skipped",
+        lease.leased_at,
+        lease.expires_at,
+        lease.display_order,
+        lease.is_gold,
+    )

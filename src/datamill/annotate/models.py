@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -150,8 +151,8 @@ class Item(Base):
     __tablename__ = "items"
     __table_args__ = (
         UniqueConstraint("project_id", "record_id", name="uq_items_project_record"),
-        # The next-item query: open items of a project, gold or not, by priority.
-        Index("ix_items_next", "project_id", "is_gold", "priority", "id"),
+        # The next-item query: open items of a project, gold or not, highest priority first.
+        Index("ix_items_next", "project_id", "is_gold", text("priority DESC"), "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -3,6 +3,7 @@ default options, strict parsing that names the question and field."""
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, TypeAdapter
@@ -48,9 +49,15 @@ class View(BaseModel):
         )
 
 
-def parse_strict(adapter: TypeAdapter[Any], value: Any, question: str) -> Any:
+@functools.cache
+def _adapter(kind: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(kind)  # built once per type: building one costs more than a check
+
+
+def parse_strict(kind: Any, value: Any, question: str) -> Any:
+    """``value`` as the type ``kind``, strictly, or AnswerError naming the field."""
     try:
-        return adapter.validate_python(value, strict=True)
+        return _adapter(kind).validate_python(value, strict=True)
     except PydanticError as e:
         first = e.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or None
@@ -77,7 +84,7 @@ class QuestionBase(BaseModel):
 
 
 def parse_text(question: str, value: Any, max_chars: int, min_chars: int) -> str:
-    text = parse_strict(TypeAdapter(StrictStr), value, question)
+    text = parse_strict(StrictStr, value, question)
     if len(text) > max_chars:
         raise AnswerError(question, None, f"{len(text)} characters; at most {max_chars}")
     if len(text.strip()) < min_chars:

@@ -10,7 +10,6 @@ from pydantic import (
     Field,
     StrictInt,
     StrictStr,
-    TypeAdapter,
     model_validator,
 )
 
@@ -54,7 +53,7 @@ class Rubric(QuestionBase):
         return self
 
     def store(self, value: Any, view: View) -> Any:
-        scores = parse_strict(TypeAdapter(dict[str, StrictInt]), value, self.name)
+        scores = parse_strict(dict[str, StrictInt], value, self.name)
         names = {c.name for c in self.criteria}
         for key, score in scores.items():
             if key not in names:
@@ -83,7 +82,7 @@ class Pairwise(QuestionBase):
         return 2
 
     def store(self, value: Any, view: View) -> Any:
-        answer = parse_strict(TypeAdapter(PairwiseAnswer), value, self.name)
+        answer = parse_strict(PairwiseAnswer, value, self.name)
         a, b = view.display_order[0], view.display_order[1]
         if answer.choice == "tie":
             if not self.allow_tie:
@@ -110,7 +109,7 @@ class Ranking(QuestionBase):
         return 2
 
     def store(self, value: Any, view: View) -> Any:
-        order = parse_strict(TypeAdapter(list[StrictInt]), value, self.name)
+        order = parse_strict(list[StrictInt], value, self.name)
         shown = len(view.display_order)
         if sorted(order) != list(range(shown)):
             raise AnswerError(
@@ -125,7 +124,7 @@ class Label(QuestionBase):
     options: list[Name] = Field(default_factory=lambda: list(SAFETY_LABELS), min_length=1)
 
     def store(self, value: Any, view: View) -> Any:
-        label = parse_strict(TypeAdapter(StrictStr), value, self.name)
+        label = parse_strict(StrictStr, value, self.name)
         if label not in self.options:
             raise AnswerError(self.name, None, f"unknown option {label[:100]!r}")
         return label
@@ -138,7 +137,7 @@ class MultiLabel(QuestionBase):
     required: bool = False  # choosing nothing is an answer
 
     def store(self, value: Any, view: View) -> Any:
-        labels = parse_strict(TypeAdapter(list[StrictStr]), value, self.name)
+        labels = parse_strict(list[StrictStr], value, self.name)
         for i, label in enumerate(labels):
             if label not in self.options:
                 raise AnswerError(self.name, str(i), f"unknown option {label[:100]!r}")

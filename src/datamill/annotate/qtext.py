@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from datamill.annotate.errors import AnswerError
 from datamill.annotate.qbase import (
@@ -76,7 +76,7 @@ class Conversation(QuestionBase):
     max_turns: int = Field(default=20, ge=1, le=MAX_ITEMS)
 
     def store(self, value: Any, view: View) -> Any:
-        turns = parse_strict(TypeAdapter(list[Turn]), value, self.name)
+        turns = parse_strict(list[Turn], value, self.name)
         if not self.min_turns <= len(turns) <= self.max_turns:
             raise AnswerError(
                 self.name, None, f"{len(turns)} turns; {self.min_turns}..{self.max_turns} allowed"
@@ -105,7 +105,7 @@ class Span(QuestionBase):
     required: bool = False  # no span marked is an answer
 
     def store(self, value: Any, view: View) -> Any:
-        spans = parse_strict(TypeAdapter(list[SpanAnswer]), value, self.name)
+        spans = parse_strict(list[SpanAnswer], value, self.name)
         if len(spans) > MAX_ITEMS:
             raise AnswerError(self.name, None, f"{len(spans)} spans; at most {MAX_ITEMS}")
         for i, span in enumerate(spans):

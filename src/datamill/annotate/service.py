@@ -25,7 +25,16 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from datamill.annotate.assign import Timing, expire_leases, next_item, skip, submit
+from datamill.annotate.assign import (
+    Lease,
+    Timing,
+    expire_leases,
+    get_lease,
+    next_item,
+    skip,
+    submit,
+)
+from datamill.annotate.cache import project_by_id
 from datamill.annotate.errors import AnnotateError, NotFound
 from datamill.annotate.exchange import BATCH, pull_to_dataset, push_dataset, push_records, routed_to
 from datamill.annotate.models import (
@@ -77,24 +86,28 @@ __all__ = [
 ]
 
 
-def get_assignment(session: Session, assignment_id: int, user: User) -> Assignment:
+def get_assignment(session: Session, assignment_id: int, user: User) -> Lease:
     """The user's own assignment; someone else's is NotFound, as if it did not exist."""
-    assignment = session.get(Assignment, assignment_id)
-    if assignment is None or assignment.user_id != user.id:
-        raise NotFound(f"no assignment {assignment_id}")
-    return assignment
+    return get_lease(session, assignment_id, user.id)
 
 
-def item_for_annotator(session: Session, assignment: Assignment) -> dict[str, Any]:
+def item_for_annotator(
+    session: Session, assignment: Lease, reviewer: bool | None = None
+) -> dict[str, Any]:
     """What the annotator of ``assignment`` is shown: the conversation, the candidates in
     this assignment's screen order, the questions and guidelines. No gold answers, no
     other responses, nothing that says whether the item is gold, and no candidate's model.
     An adjudication item (``adjudication.py``) also has its earlier answers, under
-    ``review``, shown to reviewers and admins only."""
-    item = session.get_one(Item, assignment.item_id)
-    project = session.get_one(Project, assignment.project_id)
-    candidates = item.payload.get("candidates", [])
-    reviewer = session.get_one(User, assignment.user_id).role in {"reviewer", "admin"}
+    ``review``, shown to reviewers and admins only (``reviewer``: whether the annotator is
+    one; looked up when not given)."""
+    payload, language = session.execute(
+        select(Item.payload, Item.language).where(Item.id == assignment.item_id)
+    ).one()
+    project = project_by_id(session, assignment.project_id)
+    if reviewer is None:
+        role = session.scalar(select(User.role).where(User.id == assignment.user_id))
+        reviewer = role in {"reviewer", "admin"}
+    candidates = payload.get("candidates", [])
     return {
         "assignment_id": assignment.id,
         "project": project.name,
@@ -102,12 +115,12 @@ def item_for_annotator(session: Session, assignment: Assignment) -> dict[str, An
         "questions": project.questions,
         "state": assignment.state,
         "expires_at": assignment.expires_at.isoformat(),
-        "messages": item.payload["messages"],
+        "messages": payload["messages"],
         "candidates": [{"content": candidates[i]["content"]} for i in assignment.display_order],
-        "task": item.payload.get("task"),
-        "domain": item.payload.get("domain"),
-        "language": item.language,
-        "review": item.payload.get("review") if reviewer else None,
+        "task": payload.get("task"),
+        "domain": payload.get("domain"),
+        "language": language,
+        "review": payload.get("review") if reviewer else None,
     }
 
 

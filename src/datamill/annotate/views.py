@@ -13,11 +13,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from datamill.annotate import service
+from datamill.annotate import cache, service
 from datamill.annotate.api import Timing, do_skip, do_submit, lease_next
+from datamill.annotate.assign import Lease
 from datamill.annotate.deps import DB, PageUser, Principal, client_ip
 from datamill.annotate.errors import AnswerError
-from datamill.annotate.models import Assignment, Project
 from datamill.annotate.questions import parse_questions
 from datamill.annotate.templating import templates
 
@@ -45,8 +45,15 @@ def home(request: Request, db: DB, who: PageUser) -> Response:
 
 
 def annotate_page(
-    request: Request, who: Principal, lease: Assignment, job: dict[str, Any], errors: list[str]
+    request: Request,
+    who: Principal,
+    lease: Lease,
+    job: dict[str, Any],
+    errors: list[str],
+    previous: dict[str, Any] | None = None,
 ) -> Response:
+    """The item's form; ``previous`` (answers and telemetry the server refused) fills it in
+    again, so that nothing the annotator did is lost."""
     messages = job["messages"]
     last = len(messages) - 1  # spans are marked in the final message, the one under review
 
@@ -72,6 +79,7 @@ def annotate_page(
         span_text=messages[last].get("content") or "",
         edit_source=edit_source,
         errors=errors,
+        previous=previous,
     )
 
 
@@ -116,16 +124,18 @@ def submit(
     answers: Annotated[str, Form()] = "{}",
     telemetry: Annotated[str, Form()] = "{}",
 ) -> Response:
-    values, timing = _json(answers, "answers"), _timing(_json(telemetry, "telemetry"))
+    values, measured = _json(answers, "answers"), _json(telemetry, "telemetry")
+    timing = _timing(measured)
     try:
         with db.write() as s:
             response = do_submit(s, assignment_id, who.user, values, timing, client_ip(request))
-            name = s.get_one(Project, response.project_id).name
+            name = cache.project_by_id(s, response.project_id).name
     except AnswerError as e:
         with db.read() as s:
             lease = service.get_assignment(s, assignment_id, who.user)
             job = service.item_for_annotator(s, lease)
-        return annotate_page(request, who, lease, job, [str(e)])
+        previous = {"answers": values, "telemetry": measured}
+        return annotate_page(request, who, lease, job, [str(e)], previous)
     return RedirectResponse(f"/projects/{name}", status_code=303)
 
 
@@ -133,5 +143,5 @@ def submit(
 def skip(assignment_id: int, request: Request, db: DB, who: PageUser) -> Response:
     with db.write() as s:
         assignment = do_skip(s, assignment_id, who.user, client_ip(request))
-        name = s.get_one(Project, assignment.project_id).name
+        name = cache.project_by_id(s, assignment.project_id).name
     return RedirectResponse(f"/projects/{name}", status_code=303)
