@@ -310,6 +310,25 @@ def test_jaccard_is_exact_on_whole_sets_and_estimated_on_bottom_k() -> None:
     assert jaccard(x[:512], y[:512], 512) == pytest.approx(0.6, abs=0.06)
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    st.sets(st.integers(0, 2**32 - 1) | st.integers(0, 300)),
+    st.sets(st.integers(0, 2**32 - 1) | st.integers(0, 300)),
+    st.sampled_from([1, 4, 64, 512]),
+)
+def test_jaccard_of_sketches_is_what_sets_say(x: set[int], y: set[int], k: int) -> None:
+    a, b = (np.array(sorted(s)[:k], np.uint32) for s in (x, y))
+    got = jaccard(a, b, k)
+    if not x or not y:
+        assert got == 0.0
+    elif len(x) < k and len(y) < k:
+        assert got == len(x & y) / len(x | y)
+    else:
+        union = sorted(set(a.tolist()) | set(b.tolist()))[:k]
+        both = set(a.tolist()) & set(b.tolist())
+        assert got == sum(v in both for v in union) / len(union)
+
+
 def test_a_batch_for_workers_ends_in_smaller_chunks() -> None:
     assert spans(0) == [] and spans(1) == [(0, 1)] and spans(700) == [(0, 512), (512, 700)]
     sizes = [end - start for start, end in spans(4096)]

@@ -182,8 +182,11 @@ def jaccard(a: np.ndarray, b: np.ndarray, k: int) -> float:
     whole sets); otherwise the bottom-k estimate: the share of the union's ``k`` smallest
     hashes that both sketches hold.
     """
-    both = np.intersect1d(a, b, assume_unique=True)
+    if not len(a) or not len(b):
+        return 0.0
+    held = b[np.minimum(np.searchsorted(b, a), len(b) - 1)] == a  # a's hashes b holds too
+    shared = int(np.count_nonzero(held))
     if len(a) < k and len(b) < k:
-        return len(both) / (len(a) + len(b) - len(both))
+        return shared / (len(a) + len(b) - shared)
     union = np.union1d(a, b)[:k]
-    return int(np.count_nonzero(both <= union[-1])) / len(union)
+    return int(np.count_nonzero(a[held] <= union[-1])) / len(union)
