@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import os
 import tempfile
-from itertools import pairwise
 
 import numpy as np
 
-_PART_BITS = 3  # keys fall into 8 parts by their top bits
 _LOW32 = np.uint64(0xFFFFFFFF)
 _FILTER_BITS = 27  # a bit per value of a key's top 27 bits: 16 MB, whatever the texts
 
@@ -22,83 +20,77 @@ _FILTER_BITS = 27  # a bit per value of a key's top 27 bits: 16 MB, whatever the
 class BandIndex:
     """LSH buckets: (band key, text number) pairs in sorted numpy arrays.
 
-    Keys fall into 8 parts by their top 3 bits. A part keeps each pair as one uint64, the
-    next 32 bits of the key above the text number, in two sorted runs: new pairs merge into
-    the small run, and the small run into the large one once it reaches a quarter of its
-    size, so a pair is copied a handful of times in all and a merge copies one part, not the
-    whole index. A lookup is a binary search in each run, for the keys that pass a filter
+    Each pair is one uint64, the top 32 bits of the key above the text number. Pairs are
+    kept in sorted runs, each at least twice as long as the next: a batch of new pairs is a
+    run of its own, and the last two runs merge while they break that rule (a binary
+    counter), so a pair is copied about log2(pairs / batch) times in all and there are as
+    many runs. A lookup is a binary search in each run, for the keys that pass a filter
     first: one bit per value of a key's top 27 bits, set for every stored key, so that most
     keys of a new text, stored nowhere, cost one memory read. Keys that agree on their top
-    35 bits are taken as equal: the rare stranger this lets in is a candidate that fails
+    32 bits are taken as equal: the rare stranger this lets in is a candidate that fails
     verification.
     """
 
-    KEY_BITS = 32 + _PART_BITS  # the top bits of a key that count
+    KEY_BITS = 32  # the top bits of a key that count
 
     def __init__(self) -> None:
-        empty = np.zeros(0, np.uint64)
-        self._runs = [[empty, empty] for _ in range(1 << _PART_BITS)]  # large, small
+        self._runs: list[np.ndarray] = []  # longest first
         self._filter = np.zeros(1 << (_FILTER_BITS - 3), np.uint8)
 
     def add(self, keys: np.ndarray, ids: np.ndarray, order: np.ndarray | None = None) -> None:
-        """Store each key with its id. ``order``, if known, sorts ``keys`` stably, and ids
-        do not decrease along keys in the order given."""
+        """Store each key with its id. ``order``, if known, sorts ``keys`` stably (and ids
+        do not decrease along ``keys``), which spares a sort."""
         keys = keys.ravel()
+        if not len(keys):
+            return
         byte, bit = _filter_bits(keys)
         self._filter[byte] |= bit  # of two bits in one byte, one may be lost: set it again
         lost = self._filter[byte] & bit == 0
         np.bitwise_or.at(self._filter, byte[lost], bit[lost])
-        presorted = order is not None
-        order, bounds, low = _by_part(keys, order)
-        packed = low | ids.ravel()[order].astype(np.uint64)
-        for p, (start, end) in enumerate(pairwise(bounds)):
-            if start == end:
-                continue
-            large, small = self._runs[p]
-            new = packed[start:end] if presorted else np.sort(packed[start:end])
-            small = np.sort(np.concatenate([small, new]), kind="stable")
-            if 4 * len(small) >= len(large):  # stable sort of two sorted runs: a merge
-                large, small = np.sort(np.concatenate([large, small]), kind="stable"), small[:0]
-            self._runs[p] = [large, small]
+        packed = (keys >> np.uint64(32)) << np.uint64(32) | ids.ravel().astype(np.uint64)
+        run = packed[order] if order is not None else packed
+        if order is None or (run[1:] < run[:-1]).any():  # keys unequal in their low bits
+            run = np.sort(run)
+        runs = self._runs
+        runs.append(run)
+        while len(runs) > 1 and len(runs[-2]) < 2 * len(runs[-1]):
+            last = runs.pop()
+            runs[-1] = np.sort(np.concatenate([runs[-1], last]), kind="stable")  # a merge
 
     def lookup(
         self, keys: np.ndarray, order: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Every stored pair whose key is asked for: the position of the key in ``keys``
         and the text number stored under it. ``order``, if known, sorts ``keys``."""
+        keys = keys.ravel()
         byte, bit = _filter_bits(keys)
         maybe = self._filter[byte] & bit != 0
         if order is None:
             asked = np.flatnonzero(maybe)
-        else:  # still sorted
-            asked, order = order[maybe[order]], np.arange(np.count_nonzero(maybe))
-        positions, found = self._search(keys[asked], order)
-        return asked[positions], found
-
-    def _search(self, keys: np.ndarray, order: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        order, bounds, low = _by_part(keys, order)  # sorted needles search faster
+            asked = asked[np.argsort(keys[asked], kind="stable")]  # sorted needles search faster
+        else:
+            asked = order[maybe[order]]
+        want = (keys[asked] >> np.uint64(32)) << np.uint64(32)
         positions, found = [np.zeros(0, np.int64)], [np.zeros(0, np.uint32)]
-        for p, (start, end) in enumerate(pairwise(bounds)):
-            want = low[start:end]
-            for run in self._runs[p]:
-                if not len(run) or not len(want):
-                    continue
-                first = np.searchsorted(run, want)
-                near = run[np.minimum(first, len(run) - 1)]
-                hit = np.flatnonzero((near ^ want) <= _LOW32)  # the same 32 key bits
-                if not len(hit):
-                    continue
-                firsts = first[hit]
-                counts = np.searchsorted(run, want[hit] | _LOW32, side="right") - firsts
-                ends = np.cumsum(counts)
-                at = np.arange(ends[-1]) + np.repeat(firsts - ends + counts, counts)
-                positions.append(np.repeat(order[start + hit], counts))
-                found.append((run[at] & _LOW32).astype(np.uint32))
+        for run in self._runs:
+            if not len(want):
+                break
+            first = np.searchsorted(run, want)
+            near = run[np.minimum(first, len(run) - 1)]
+            hit = np.flatnonzero((near ^ want) <= _LOW32)  # the same 32 key bits
+            if not len(hit):
+                continue
+            firsts = first[hit]
+            counts = np.searchsorted(run, want[hit] | _LOW32, side="right") - firsts
+            ends = np.cumsum(counts)
+            at = np.arange(ends[-1]) + np.repeat(firsts - ends + counts, counts)
+            positions.append(np.repeat(asked[hit], counts))
+            found.append((run[at] & _LOW32).astype(np.uint32))
         return np.concatenate(positions), np.concatenate(found)
 
     @property
     def nbytes(self) -> int:
-        return self._filter.nbytes + sum(run.nbytes for runs in self._runs for run in runs)
+        return self._filter.nbytes + sum(run.nbytes for run in self._runs)
 
 
 def _filter_bits(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -107,19 +99,6 @@ def _filter_bits(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (top >> np.uint64(3)).astype(np.int64), np.left_shift(1, top & np.uint64(7)).astype(
         np.uint8
     )
-
-
-def _by_part(
-    keys: np.ndarray, order: np.ndarray | None = None
-) -> tuple[np.ndarray, list[int], np.ndarray]:
-    """An order of ``keys`` that groups them by part (``order`` if given: one that sorts
-    them), where each part begins and ends in it, and the next 32 bits of each key in that
-    order, shifted up to make room for a text number."""
-    part = (keys >> np.uint64(64 - _PART_BITS)).astype(np.uint8)
-    if order is None:
-        order = np.argsort(part, kind="stable")  # a radix sort on bytes
-    bounds = np.searchsorted(part[order], np.arange((1 << _PART_BITS) + 1)).tolist()
-    return order, bounds, (keys[order] >> np.uint64(32 - _PART_BITS)) << np.uint64(32)
 
 
 class Spill:
