@@ -27,8 +27,10 @@ holds and allocates. datamill's worker processes are reported apart (their large
 high-water mark). datamill also runs on a quarter of the corpus to show how its memory
 grows with the corpus, in bytes per added document.
 
-The machine may be shared: the load average is printed before and after, and the ratios
-(docs/s, and docs per CPU-second, which load changes less) matter more than the rates.
+The machine may be shared: the load average is printed before, after each contender and
+at the end, and the ratios (docs/s, and docs per CPU-second, which load changes less)
+matter more than the rates. Every figure is a line of its own ("what: value"); the last
+line sums the run up.
 
 Last, the decontam check's recall on GSM8K's test questions lightly paraphrased (a lead-in
 and one word swapped, dropped or replaced per 20, 12 or 8 words), with 13-grams and
@@ -38,6 +40,7 @@ and one word swapped, dropped or replaced per 20, 12 or 8 words), with 13-grams 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import random
@@ -106,6 +109,7 @@ class Datamill:
         self.check = NearDup(
             threshold=THRESHOLD, ngram=NGRAM, num_perm=PERM, bands=BANDS, rows=ROWS
         )
+        self.loop = asyncio.new_event_loop()  # one for all batches, as in a pipeline
 
     def prepare(self, start: int, texts: list[str]) -> object:
         from datamill.records import Message, Provenance, Record
@@ -117,9 +121,7 @@ class Datamill:
         ]
 
     def process(self, start: int, records: object) -> list[tuple[int, int]]:
-        import asyncio
-
-        results = asyncio.run(self.check.check_batch(records))  # type: ignore[arg-type]
+        results = self.loop.run_until_complete(self.check.check_batch(records))  # type: ignore[arg-type]
         return [
             (start + i, int(r.details["duplicate_of"]))  # type: ignore[arg-type]
             for i, r in enumerate(results)
@@ -127,9 +129,8 @@ class Datamill:
         ]
 
     def close(self) -> None:
-        import asyncio
-
-        asyncio.run(self.check.aclose())
+        self.loop.run_until_complete(self.check.aclose())
+        self.loop.close()
 
 
 def shingle_strings(text: str) -> list[str]:
@@ -263,7 +264,7 @@ def run(python: Path | str, name: str, corpus: Path, docs: int) -> dict:
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         command = [str(python), __file__, "--contend", name, str(corpus), out.name, str(docs)]
         subprocess.run(command, check=True)
-        return json.loads(Path(out.name).read_text())
+        return json.loads(Path(out.name).read_text()) | {"load": os.getloadavg()[0]}
 
 
 def score(found: list[list[int]], truth: list[tuple[int, int, float]], docs: int) -> dict:
@@ -284,14 +285,24 @@ def score(found: list[list[int]], truth: list[tuple[int, int, float]], docs: int
     }
 
 
-def line(name: str, r: dict) -> str:
+def figures(name: str, r: dict) -> list[str]:
+    """One line per figure of a contender's run."""
     s = r["score"]
-    workers = f" (workers: {r['workers']:.0f} MB each at most)" if r["workers"] else ""
-    return (
-        f"{name:<10} {r['docs']:>8,} docs {r['seconds']:6.1f} s {r['docs'] / r['seconds']:>7,.0f}"
-        f" docs/s ({r['docs'] / r['cpu']:,.0f} per CPU-second)  P {s['precision']:.3f}"
-        f"  R {s['recall']:.3f}  memory +{r['memory']:.0f} MB{workers}"
-    )
+    lines = [
+        f"{name} docs: {r['docs']:,}",
+        f"{name} seconds: {r['seconds']:.2f}",
+        f"{name} docs/s: {r['docs'] / r['seconds']:,.0f}",
+        f"{name} docs per CPU-second: {r['docs'] / r['cpu']:,.0f}",
+        f"{name} precision: {s['precision']:.3f}",
+        f"{name} recall: {s['recall']:.3f}",
+        f"{name} memory: +{r['memory']:.0f} MB",
+    ]
+    if r["workers"]:
+        lines.append(f"{name} memory of each worker, at most: {r['workers']:.0f} MB")
+    for level, share in s["by_level"].items():
+        lines.append(f"{name} share of pairs reported at Jaccard {level}: {share:.3f}")
+    lines.append(f"{name} load average after its run: {r['load']:.1f}")
+    return lines
 
 
 EDIT_EVERY = (20, 12, 8)  # one edit per this many words: light to heavier paraphrase
@@ -331,14 +342,14 @@ def decontamination(controls: list[str]) -> list[str]:
     lines = []
     for n in (13, 8):
         check, rng = Decontam(n=n, benchmarks=["gsm8k"]), random.Random(n)
-        found = [flagged(check, [paraphrase(q, k, rng) for q in questions]) for k in EDIT_EVERY]
-        levels = "  ".join(
-            f"1 edit/{k} words: {f:.3f}" for k, f in zip(EDIT_EVERY, found, strict=True)
-        )
-        lines.append(
-            f"decontam {n}-grams on {len(questions):,} paraphrased GSM8K questions, recall:"
-            f" {levels}; unrelated texts flagged: {flagged(check, controls):.3f}"
-        )
+        for every in EDIT_EVERY:
+            found = flagged(check, [paraphrase(q, every, rng) for q in questions])
+            lines.append(
+                f"decontam {n}-grams recall on {len(questions):,} GSM8K questions paraphrased"
+                f" with 1 edit per {every} words: {found:.3f}"
+            )
+        share = flagged(check, controls)
+        lines.append(f"decontam {n}-grams share of unrelated texts flagged: {share:.3f}")
     return lines
 
 
@@ -352,51 +363,56 @@ def main() -> None:
         name, corpus, out, docs = args.contend
         contend(name, Path(corpus), Path(out), int(docs))
         return
-    print(f"# load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
+    load = os.getloadavg()[0]
+    print(f"load average before: {load:.1f} on {os.cpu_count()} cores", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "corpus.txt"
         began = time.perf_counter()
         truth = make_corpus(args.docs, corpus)
         true = sum(s >= THRESHOLD for _, _, s in truth)
-        print(
-            f"corpus: {args.docs:,} docs, {len(truth):,} injected pairs, {true:,} of them"
-            f" at Jaccard >= {THRESHOLD} (made in {time.perf_counter() - began:.0f} s)",
-            flush=True,
-        )
+        print(f"corpus docs: {args.docs:,}", flush=True)
+        print(f"corpus injected pairs: {len(truth):,}")
+        print(f"corpus pairs at Jaccard >= {THRESHOLD}: {true:,}")
+        print(f"corpus seconds to make: {time.perf_counter() - began:.0f}", flush=True)
         results = {"datamill": run(sys.executable, "datamill", corpus, args.docs)}
         quarter = run(sys.executable, "datamill", corpus, args.docs // 4)
         other = bench_python(not args.no_install)
         for name in ("rensa", "datasketch"):
             if other is None:
-                print(f"{name:<10} skipped: {VENV} is missing")
+                print(f"{name} skipped: {VENV} is missing")
             else:
                 results[name] = run(other, name, corpus, args.docs)
         with corpus.open() as f:
             controls = [next(f).rstrip("\n") for _ in range(min(2000, args.docs))]
         for name, r in results.items():
             r["score"] = score(r["found"], truth, r["docs"])
-            print(line(name, r), flush=True)
-            levels = "  ".join(f"{k}: {v:.3f}" for k, v in r["score"]["by_level"].items())
-            print(f"{'':<10} share of pairs reported, by Jaccard: {levels}")
+            for row in figures(name, r):
+                print(row, flush=True)
     full = results["datamill"]["memory"]
     growth = (full - quarter["memory"]) / (args.docs - quarter["docs"]) * 2**20
-    print(
-        f"datamill memory: +{quarter['memory']:.0f} MB at {quarter['docs']:,} docs,"
-        f" +{full:.0f} MB at {args.docs:,} docs: {growth:,.0f} bytes per added doc"
-    )
-    for row in decontamination(controls):
+    print(f"datamill memory at {quarter['docs']:,} docs: +{quarter['memory']:.0f} MB")
+    print(f"datamill memory at {args.docs:,} docs: +{full:.0f} MB")
+    print(f"datamill memory per added doc: {growth:,.0f} bytes")
+    recall = decontamination(controls)
+    for row in recall:
         print(row)
     rate = {n: r["docs"] / r["seconds"] for n, r in results.items()}
     per_cpu = {n: r["docs"] / r["cpu"] for n, r in results.items()}
     d = results["datamill"]["score"]
-    summary = f"datamill {rate['datamill']:,.0f} docs/s, P {d['precision']:.3f} R {d['recall']:.3f}"
+    summary = (
+        f"datamill {rate['datamill']:,.0f} docs/s, P {d['precision']:.3f} R {d['recall']:.3f},"
+        f" +{quarter['memory']:.0f} MB at {quarter['docs']:,} docs and +{full:.0f} MB at"
+        f" {args.docs:,}"
+    )
     for name in ("datasketch", "rensa"):
         if name in rate:
             ratio, cpu_ratio = rate["datamill"] / rate[name], per_cpu["datamill"] / per_cpu[name]
-            print(f"datamill/{name}: {ratio:.1f}x docs/s, {cpu_ratio:.1f}x docs per CPU-second")
-            summary += f"; {ratio:.1f}x {name}"
-    print(f"# load average {os.getloadavg()[0]:.1f}")
-    print(f"summary: {summary}")
+            print(f"datamill/{name} docs/s: {ratio:.1f}x")
+            print(f"datamill/{name} docs per CPU-second: {cpu_ratio:.1f}x")
+            summary += f"; {ratio:.1f}x {name} ({rate[name]:,.0f} docs/s)"
+    after = os.getloadavg()[0]
+    print(f"load average after: {after:.1f}")
+    print(f"summary: {summary}; load average {load:.1f} before, {after:.1f} after")
 
 
 if __name__ == "__main__":
