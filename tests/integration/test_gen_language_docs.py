@@ -44,15 +44,16 @@ def dialogue(*exchanges: dict[str, str]) -> str:
 # -- multilingual ------------------------------------------------------------------------------
 
 
-def test_direct_dialogues_are_verified_and_a_wrong_language_is_counted(
+def test_direct_dialogues_are_verified_and_a_wrong_language_can_be_rejected(
     stub: StubServer, tmp_path: Path
 ) -> None:
     stub.reply("both in German", dialogue(GERMAN), dialogue(ENGLISH))
     stub.reply("both in Swahili", dialogue(SWAHILI), dialogue(SWAHILI))
-    params = {"languages": ["de", "sw"], "domains": ["finance"]}
+    params = {"languages": ["de", "sw"], "domains": ["finance"], "keep_mismatched": False}
     records, version = run_family("multilingual", tmp_path / "ds", 4, params, openai(stub))
     assert version.counts == {"records": 3, "failed": 1}
     assert version.stats["failures"] == {"wrong_language": 1}
+    assert version.stats["summary"]["rejected"] == 1
     by_language = {r.language: r for r in records}
     german, swahili = by_language["de"], by_language["sw"]
     assert [m.model_dump(include={"role", "content"}) for m in german.messages] == [
@@ -72,13 +73,14 @@ def test_direct_dialogues_are_verified_and_a_wrong_language_is_counted(
     assert prov.model == "stub" and prov.usage is not None and prov.usage.calls == 1
 
 
-def test_keep_mismatched_keeps_the_record_with_a_failed_check(
-    stub: StubServer, tmp_path: Path
-) -> None:
+def test_a_wrong_language_is_a_record_with_a_failed_check(stub: StubServer, tmp_path: Path) -> None:
     stub.reply("both in German", dialogue(ENGLISH, GERMAN))
-    params = {"languages": ["de"], "domains": ["finance"], "exchanges": 2, "keep_mismatched": True}
+    params = {"languages": ["de"], "domains": ["finance"], "exchanges": 2}
     records, version = run_family("multilingual", tmp_path / "ds", 1, params, openai(stub))
     assert version.counts == {"records": 1, "failed": 0}
+    assert version.stats["summary"]["verification"] == {
+        "language": {"passed": 0, "failed": 1, "no_verdict": 0}
+    }
     [record] = records
     assert [m.role for m in record.messages] == ["user", "assistant"] * 2
     assert record.checks["language"].passed is False

@@ -4,8 +4,9 @@ Two modes. ``direct`` asks the model to write a conversation in the target langu
 topic of a domain pack, for a persona. ``translate`` takes English conversations (a
 dataset's records, or the shipped Self-Instruct seed tasks) and translates every turn.
 Either way the result is checked with a language identifier: a conversation not in the
-requested language is a counted ``wrong_language`` failure, or is kept with
-``checks["language"].passed`` false when ``keep_mismatched`` is set.
+requested language is kept with ``checks["language"].passed`` false (``details``: the
+language detected), for checks, routing or a human to act on; with ``keep_mismatched``
+off it is a ``wrong_language`` rejection instead.
 """
 
 from __future__ import annotations
@@ -182,7 +183,7 @@ class MultilingualParams(BaseModel):
     min_confidence: float = Field(
         0.5, ge=0, le=1, description="the least confidence in the expected language to pass"
     )
-    keep_mismatched: bool = False
+    keep_mismatched: bool = Field(True, description="else a wrong language is a rejection")
     temperature: float = Field(0.8, ge=0, le=2)
     max_tokens: int = Field(768, ge=32)
 
