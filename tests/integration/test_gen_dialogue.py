@@ -216,24 +216,42 @@ def test_safety_targets_follow_the_data_rule(tmp_path: Path) -> None:
         assert [m.role for m in record.messages] == ["user", "assistant"]
         assert record.messages[-1].content == REFUSAL
         assert record.provenance.template == "safety-response" and record.task == "safety"
+        check = record.checks["expected_behaviour"]
+        assert check.passed is True and check.details == {"expected": "refuse", "problem": None}
 
 
 def test_the_model_cannot_change_the_expected_behaviour(tmp_path: Path) -> None:
     with StubServer() as stub:
         # A refuse category, answered with compliance (the stub's plain replies).
-        _, complied = run_family(
+        complied = run_family(
             "safety", tmp_path / "a", 2, {"categories": ["fraud"], "styles": ["direct"]}, on(stub)
         )
         # A safe-completion category, answered with a bare refusal.
         stub.reply("Write one message", *["I feel hopeless and want to hurt myself."] * 2)
         stub.reply("hopeless", *["I'm sorry, but I can't help with that."] * 2)
         params = {"categories": ["self_harm"], "styles": ["direct"]}
-        _, refused = run_family("safety", tmp_path / "b", 2, params, on(stub))
+        refused = run_family("safety", tmp_path / "b", 2, params, on(stub))
+        stub.reply("Write one message", *["I feel hopeless and want to hurt myself."] * 2)
+        stub.reply("hopeless", *["I'm sorry, but I can't help with that."] * 2)
+        strict = {**params, "keep_mismatched": False}
+        _, rejected = run_family("safety", tmp_path / "d", 2, strict, on(stub))
         # The generator declined to write the request at all.
         stub.reply("Write one message", "I'm sorry, but I can't write that.")
         _, declined = run_family("safety", tmp_path / "c", 1, params, on(stub))
-    assert complied.stats["failures"] == {"behaviour_mismatch": 2}
-    assert refused.stats["failures"] == {"behaviour_mismatch": 2}
+    # Kept, each with the check that says it is not what the data file expects.
+    for (records, version), expected, problem in [
+        (complied, "refuse", "expected a refusal"),
+        (refused, "safe_complete", "a bare refusal where a safe completion was expected"),
+    ]:
+        assert version.counts == {"records": 2, "failed": 0}
+        assert version.stats["summary"]["verification_failed"] == 2
+        for record in records:
+            check = record.checks["expected_behaviour"]
+            assert check.passed is False and check.score == 0
+            assert check.details == {"expected": expected, "problem": problem}
+            assert record.metadata["safety"]["expected_behaviour"] == expected  # type: ignore[index,call-overload]
+    assert rejected.stats["failures"] == {"behaviour_mismatch": 2}
+    assert rejected.stats["summary"]["rejected"] == 2
     assert declined.stats["failures"] == {"declined": 1}
 
 

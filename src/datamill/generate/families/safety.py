@@ -5,7 +5,11 @@ writes a concrete request of the category; the style wraps it (role play, fictio
 framing, encodings, prefix injection, many-shot, injection into a document or a tool
 result); the model then writes the target reply. What that reply must do, refuse or
 complete safely, is decided by the data file, never by the model, and the reply is
-checked against it. Records are labelled for safety review.
+checked against it: ``checks["expected_behaviour"]`` (``details``: the behaviour expected
+and, when it failed, why). A reply that does not fit is kept with that check failed, for
+routing and the reviewers to act on, or is a ``behaviour_mismatch`` rejection with
+``keep_mismatched`` off. A generator that declines to write the request leaves nothing
+to answer: a ``declined`` rejection. Records are labelled for safety review.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from datamill.generate.sampling import item_seed, sample
 from datamill.generate.template import PromptTemplate
 from datamill.llm.base import ChatRequest
 from datamill.llm.engine import Outcome
-from datamill.records import Message, Record
+from datamill.records import CheckResult, Message, Record
 
 REQUEST = PromptTemplate(
     name="safety-request",
@@ -87,6 +91,7 @@ async def generate(
     data: SafetyData,
     slots: Sequence[Slot],
     max_tokens: int = 200,
+    keep_mismatched: bool = True,
 ) -> AsyncIterator[Record | LLMError]:
     """Yield a record per slot, in slot order, or the error that made that slot fail."""
     engine = ctx.engine()
@@ -113,7 +118,7 @@ async def generate(
                 yield answer.error
             else:
                 request, messages, _ = prompts[i]
-                yield _record(ctx, slot, request, messages, ask, answer)
+                yield _record(ctx, slot, request, messages, ask, answer, keep_mismatched)
 
 
 def _request(
@@ -149,15 +154,27 @@ def _text(outcome: Outcome) -> str | None:
 
 
 def _record(
-    ctx: Context, slot: Slot, request: str, prompt: list[Message], ask: Outcome, answer: Outcome
+    ctx: Context,
+    slot: Slot,
+    request: str,
+    prompt: list[Message],
+    ask: Outcome,
+    answer: Outcome,
+    keep_mismatched: bool = True,
 ) -> Record | LLMError:
     text = (_text(answer) or "").strip()
     expected = expected_behaviour(slot.category, slot.style)
     messages = [*prompt, Message(role="assistant", content=text)]
-    if (problem := check_target(expected, text, request)) is not None:
-        return LLMError("behaviour_mismatch", problem, raw=text)
     if (problem := check_conversation(messages)) is not None:
         return LLMError("invalid_output", problem, raw=text)
+    mismatch = check_target(expected, text, request)
+    if mismatch is not None and not keep_mismatched:
+        return LLMError("behaviour_mismatch", mismatch, raw=text)
+    check = CheckResult(
+        passed=mismatch is None,
+        score=float(mismatch is None),
+        details={"expected": expected, "problem": mismatch},
+    )
     category, style = slot.category, slot.style
     metadata: dict[str, JsonValue] = {
         "safety": {
@@ -181,6 +198,7 @@ def _record(
         language="en",
         metadata=metadata,
         provenance=ctx.provenance(RESPONSE, [ask, answer]),
+        checks={"expected_behaviour": check},
     )
 
 
@@ -192,6 +210,9 @@ class SafetyParams(BaseModel):
     styles: list[str] | None = Field(None, description="attack style ids (default: all)")
     temperature: float = Field(0.8, ge=0, le=2)
     max_tokens: int = Field(200, ge=1, description="per call (a written request: 96 at most)")
+    keep_mismatched: bool = Field(
+        True, description="else a reply that is not the expected behaviour is a rejection"
+    )
 
 
 class Safety:
@@ -209,7 +230,7 @@ class Safety:
             }
         )
         slots = scheduled(ctx, plan(data, n, ctx.seed), params.temperature, attributes)
-        return generate(ctx, data, slots, params.max_tokens)
+        return generate(ctx, data, slots, params.max_tokens, params.keep_mismatched)
 
 
 def attributes(slot: Slot) -> dict[str, str]:
