@@ -14,9 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from datamill.annotate import assign, cache, service
+from datamill.annotate.auth import Caller
 from datamill.annotate.deps import DB, ApiUser, client_ip
 from datamill.annotate.errors import NotFound
-from datamill.annotate.models import User, utc_now
+from datamill.annotate.models import utc_now
 
 router = APIRouter(prefix="/api", tags=["annotate"])
 
@@ -88,7 +89,7 @@ def projects(db: DB, who: ApiUser) -> list[ProjectInfo]:
         ]
 
 
-def lease_next(s: Session, name: str, user: User) -> assign.Lease | None:
+def lease_next(s: Session, name: str, user: Caller) -> assign.Lease | None:
     """The user's lease in project ``name``; a project they may not see is NotFound."""
     project = cache.project_named(s, name)
     if project is None:
@@ -116,7 +117,7 @@ def next_item(name: str, db: DB, who: ApiUser) -> Job:
 
 
 def do_submit(
-    s: Session, assignment_id: int, user: User, answers: Any, timing: Timing, ip: str | None
+    s: Session, assignment_id: int, user: Caller, answers: Any, timing: Timing, ip: str | None
 ) -> assign.Submitted:
     assignment = service.get_assignment(s, assignment_id, user)
     now = utc_now()
@@ -138,7 +139,7 @@ def submit(assignment_id: int, body: Submission, db: DB, who: ApiUser, request: 
         return Receipt(response_id=r.id, flags=list(r.flags))
 
 
-def do_skip(s: Session, assignment_id: int, user: User, ip: str | None) -> assign.Lease:
+def do_skip(s: Session, assignment_id: int, user: Caller, ip: str | None) -> assign.Lease:
     assignment = service.get_assignment(s, assignment_id, user)
     return assign.skip(s, assignment, now=utc_now(), ip=ip)
 

@@ -19,6 +19,7 @@ snapshots: ``Lease`` (an assignment row) and ``Submitted`` (a response row).
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from collections import Counter
@@ -26,11 +27,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import bindparam, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from datamill.annotate import questions as q
+from datamill.annotate.auth import Caller
 from datamill.annotate.cache import ProjectView, project_by_id
 from datamill.annotate.errors import Conflict, Forbidden, NotFound
 from datamill.annotate.models import (
@@ -60,6 +62,76 @@ LEASE_COLUMNS = [
 ]
 
 
+# Statements built once: building one costs several times what running it does.
+P = bindparam
+_MEMBER = (
+    select(ProjectMember.user_id)
+    .where(ProjectMember.project_id == P("project"), ProjectMember.user_id == P("user"))
+    .with_for_update()
+)
+_OWN = (
+    select(*LEASE_COLUMNS)
+    .where(
+        A.c.user_id == P("user"),
+        A.c.project_id == P("project"),
+        A.c.state == "leased",
+        A.c.expires_at > P("now"),
+    )
+    .order_by(A.c.id)
+    .limit(1)
+)
+_STALE = (
+    select(A.c.id)
+    .where(A.c.project_id == P("project"), A.c.state == "leased", A.c.expires_at <= P("now"))
+    .order_by(A.c.id)
+    .with_for_update(skip_locked=True)
+)
+_EXPIRE = update(A).where(A.c.id.in_(_STALE)).values(state="expired").returning(A.c.item_id)
+_RELEASE = update(I).where(I.c.id == P("item")).values(n_active=I.c.n_active - P("n"))
+_SEEN = select(func.count(), func.count().filter(A.c.is_gold)).where(
+    A.c.user_id == P("user"), A.c.project_id == P("project"), A.c.state != "expired"
+)
+_TAKE = update(I).where(I.c.id == P("item")).values(n_active=I.c.n_active + 1)
+_LEASE = select(*LEASE_COLUMNS).where(A.c.id == P("id"))
+_LOCK_LEASE = _LEASE.with_for_update(key_share=True)
+_LOCK_ITEM = (
+    select(I.c.id, I.c.payload, I.c.is_gold, I.c.gold_answers, I.c.overlap, I.c.n_active)
+    .where(I.c.id == P("item"))
+    .with_for_update(key_share=True)
+)
+_SET_STATE = update(A).where(A.c.id == P("assignment")).values(state=P("new_state"))
+_ANSWERED = (
+    update(I)
+    .where(I.c.id == P("item"))
+    .values(n_active=I.c.n_active + P("taken"), n_submitted=I.c.n_submitted + 1)
+)
+_RESPOND = Response.__table__.insert().returning(Response.__table__.c.id)
+_AUDIT = AuditLog.__table__.insert()
+
+
+@functools.cache
+def _pick_query(gold: bool, languages: bool) -> Any:
+    """The next-item query: the best item of the project the user has not met, needs no
+    expertise they lack, is in one of their languages and (unless gold) has a free slot."""
+    seen = exists().where(A.c.item_id == I.c.id, A.c.user_id == P("user"), A.c.state != "expired")
+    lacking = exists().where(
+        ItemExpertise.item_id == I.c.id,
+        ItemExpertise.tag.not_in(P("expertise", expanding=True)),
+    )
+    query = select(I.c.id, I.c.payload, I.c.is_gold).where(
+        I.c.project_id == P("project"), I.c.is_gold == gold
+    )
+    if not gold:
+        query = query.where(I.c.n_active < func.coalesce(I.c.overlap, P("overlap")))
+    query = query.where(~seen, ~lacking)
+    if languages:
+        query = query.where(
+            or_(I.c.language.is_(None), I.c.language.in_(P("languages", expanding=True)))
+        )
+    query = query.order_by(I.c.priority.desc(), I.c.id).limit(1)
+    return query.with_for_update(skip_locked=True, key_share=True)
+
+
 @dataclass(frozen=True)
 class Lease:
     """An assignment as it was read: who has which item of which project, until when."""
@@ -87,16 +159,12 @@ class Submitted:
     flags: list[str]
 
 
-def _member(session: Session, project: Project | ProjectView, user: User) -> None:
+def _member(session: Session, project: Project | ProjectView, user: User | Caller) -> None:
     """Check the user may annotate in the project; lock their membership row (PostgreSQL)
     so that two requests of the same user cannot both lease."""
     if not user.active:
         raise Forbidden(f"user {user.username!r} is inactive")
-    member = session.execute(
-        select(ProjectMember.user_id)
-        .where(ProjectMember.project_id == project.id, ProjectMember.user_id == user.id)
-        .with_for_update()
-    ).first()
+    member = session.execute(_MEMBER, {"project": project.id, "user": user.id}).first()
     if member is None:
         raise NotAMember(f"user {user.username!r} is not a member of project {project.name!r}")
     missing = sorted(set(project.required_expertise) - set(user.expertise))
@@ -110,55 +178,33 @@ class NotAMember(Forbidden):
 
 def expire_leases(session: Session, project_id: int, now: datetime) -> int:
     """Mark leases past their time as expired and give their slots back; return how many."""
-    stale = (
-        select(A.c.id)
-        .where(A.c.project_id == project_id, A.c.state == "leased", A.c.expires_at <= now)
-        .order_by(A.c.id)
-        .with_for_update(skip_locked=True)
-    )
-    items = (
-        session.execute(
-            update(A).where(A.c.id.in_(stale)).values(state="expired").returning(A.c.item_id)
-        )
-        .scalars()
-        .all()
-    )
+    items = session.execute(_EXPIRE, {"project": project_id, "now": now}).scalars().all()
     for item_id, n in sorted(Counter(items).items()):  # one lock order: no deadlocks
-        session.execute(update(I).where(I.c.id == item_id).values(n_active=I.c.n_active - n))
+        session.execute(_RELEASE, {"item": item_id, "n": n})
     if items:
         session.expire_all()  # ORM objects the caller holds may count the old slots
     return len(items)
 
 
-def _want_gold(session: Session, project: Project | ProjectView, user: User) -> bool:
+def _want_gold(session: Session, project: Project | ProjectView, user: User | Caller) -> bool:
     if project.gold_ratio <= 0:
         return False
-    seen, gold = session.execute(
-        select(func.count(), func.count().filter(A.c.is_gold)).where(
-            A.c.user_id == user.id, A.c.project_id == project.id, A.c.state != "expired"
-        )
-    ).one()
+    seen, gold = session.execute(_SEEN, {"user": user.id, "project": project.id}).one()
     return math.floor(project.gold_ratio * (seen + 1) + 1e-9) > gold
 
 
 def _pick(
-    session: Session, project: Project | ProjectView, user: User, gold: bool
+    session: Session, project: Project | ProjectView, user: User | Caller, gold: bool
 ) -> tuple[int, int, bool] | None:
     """(item id, number of candidates, gold) of the best item for the user, row-locked."""
-    seen = exists().where(A.c.item_id == I.c.id, A.c.user_id == user.id, A.c.state != "expired")
-    lacking = exists().where(
-        ItemExpertise.item_id == I.c.id, ItemExpertise.tag.not_in(user.expertise)
-    )
-    query = select(I.c.id, I.c.payload, I.c.is_gold).where(
-        I.c.project_id == project.id, I.c.is_gold == gold
-    )
-    if not gold:
-        query = query.where(I.c.n_active < func.coalesce(I.c.overlap, project.overlap))
-    query = query.where(~seen, ~lacking)
-    if user.languages:
-        query = query.where(or_(I.c.language.is_(None), I.c.language.in_(user.languages)))
-    query = query.order_by(I.c.priority.desc(), I.c.id).limit(1)
-    row = session.execute(query.with_for_update(skip_locked=True, key_share=True)).first()
+    params = {
+        "user": user.id,
+        "project": project.id,
+        "expertise": list(user.expertise),
+        "overlap": project.overlap,
+        "languages": list(user.languages),
+    }
+    row = session.execute(_pick_query(gold, bool(user.languages)), params).first()
     if row is None:
         return None
     return row.id, len(row.payload.get("candidates", [])), row.is_gold
@@ -166,28 +212,26 @@ def _pick(
 
 def own_lease(session: Session, project_id: int, user_id: int, now: datetime) -> Lease | None:
     """The user's live lease in the project, if any."""
-    row = session.execute(
-        select(*LEASE_COLUMNS)
-        .where(
-            A.c.user_id == user_id,
-            A.c.project_id == project_id,
-            A.c.state == "leased",
-            A.c.expires_at > now,
-        )
-        .order_by(A.c.id)
-        .limit(1)
-    ).first()
+    row = session.execute(_OWN, {"user": user_id, "project": project_id, "now": now}).first()
     return Lease(*row) if row is not None else None
 
 
-def _insert(session: Session) -> Any:
-    return (postgresql if session.get_bind().dialect.name == "postgresql" else sqlite).insert
+LEASED = ("state", "leased_at", "expires_at", "display_order", "is_gold")
+
+
+@functools.cache
+def _upsert(dialect: str) -> Any:
+    """A new lease, or the user's own expired lease on the item taken up again."""
+    insert = (postgresql if dialect == "postgresql" else sqlite).insert(A)
+    again = {c: insert.excluded[c] for c in LEASED}
+    upsert = insert.on_conflict_do_update(index_elements=["item_id", "user_id"], set_=again)
+    return upsert.returning(A.c.id)
 
 
 def next_item(
     session: Session,
     project: Project | ProjectView,
-    user: User,
+    user: User | Caller,
     now: datetime | None = None,
     rng: random.Random | None = None,
 ) -> Lease | None:
@@ -208,37 +252,21 @@ def next_item(
     item_id, n_candidates, is_gold = picked
     order = list(range(n_candidates))
     (rng or random).shuffle(order)
-    values = {
-        "state": "leased",
-        "leased_at": now,
-        "expires_at": now + timedelta(seconds=project.lease_seconds),
-        "display_order": order,
-        "is_gold": is_gold,
-    }
-    # The user's own expired lease on this item, if any, is taken up again.
-    upsert = _insert(session)(Assignment).values(
-        item_id=item_id, user_id=user.id, project_id=project.id, **values
-    )
-    upsert = upsert.on_conflict_do_update(index_elements=["item_id", "user_id"], set_=values)
-    assignment_id = session.execute(upsert.returning(A.c.id)).scalar_one()
-    session.execute(update(I).where(I.c.id == item_id).values(n_active=I.c.n_active + 1))
+    expires = now + timedelta(seconds=project.lease_seconds)
+    row = {"item_id": item_id, "user_id": user.id, "project_id": project.id, "state": "leased"}
+    row.update(leased_at=now, expires_at=expires, display_order=order, is_gold=is_gold)
+    upsert = _upsert(session.get_bind().dialect.name)
+    assignment_id = session.execute(upsert, row).scalar_one()
+    session.execute(_TAKE, {"item": item_id})
     return Lease(
-        assignment_id,
-        item_id,
-        user.id,
-        project.id,
-        "leased",
-        now,
-        values["expires_at"],
-        order,
-        is_gold,
+        assignment_id, item_id, user.id, project.id, "leased", now, expires, order, is_gold
     )
 
 
 def get_lease(session: Session, assignment_id: int, user_id: int | None = None) -> Lease:
     """An assignment; with ``user_id``, only that user's (another's is NotFound, as if it
     did not exist)."""
-    row = session.execute(select(*LEASE_COLUMNS).where(A.c.id == assignment_id)).first()
+    row = session.execute(_LEASE, {"id": assignment_id}).first()
     if row is None or (user_id is not None and row.user_id != user_id):
         raise NotFound(f"no assignment {assignment_id}")
     return Lease(*row)
@@ -246,17 +274,11 @@ def get_lease(session: Session, assignment_id: int, user_id: int | None = None) 
 
 def _lock(session: Session, assignment: Any) -> tuple[Lease, Any]:
     """The assignment and its item, re-read under row locks (assignment first, then item)."""
-    row = session.execute(
-        select(*LEASE_COLUMNS).where(A.c.id == assignment.id).with_for_update(key_share=True)
-    ).first()
+    row = session.execute(_LOCK_LEASE, {"id": assignment.id}).first()
     if row is None:
         raise NotFound(f"no assignment {assignment.id}")
     fresh = Lease(*row)
-    item = session.execute(
-        select(I.c.id, I.c.payload, I.c.is_gold, I.c.gold_answers, I.c.overlap, I.c.n_active)
-        .where(I.c.id == fresh.item_id)
-        .with_for_update(key_share=True)
-    ).one()
+    item = session.execute(_LOCK_ITEM, {"item": fresh.item_id}).one()
     return fresh, item
 
 
@@ -281,7 +303,7 @@ def _audit(
     session: Session, user_id: int, action: str, target: str, details: Any, ip: Any, at: datetime
 ) -> None:
     row = {"user_id": user_id, "action": action, "target": target, "details": details or {}}
-    session.execute(AuditLog.__table__.insert().values(**row, ip=ip, at=at))
+    session.execute(_AUDIT, {**row, "ip": ip, "at": at})
 
 
 def submit(
@@ -307,29 +329,22 @@ def submit(
         and not q.matches_gold(project.parsed, stored, item.gold_answers)
     ):
         flags.append("gold_mismatch")
-    session.execute(update(A).where(A.c.id == lease.id).values(state="submitted"))
-    session.execute(
-        update(I)
-        .where(I.c.id == item.id)
-        .values(n_active=I.c.n_active + taken, n_submitted=I.c.n_submitted + 1)
-    )
-    response_id = session.execute(
-        Response.__table__.insert()
-        .values(
-            assignment_id=lease.id,
-            item_id=item.id,
-            user_id=lease.user_id,
-            project_id=project.id,
-            answers=stored,
-            seconds=timing.seconds,
-            typing_seconds=timing.typing_seconds,
-            paste_events=timing.paste_events,
-            flags=flags,
-            flagged=bool(flags),
-            created_at=now,
-        )
-        .returning(Response.__table__.c.id)
-    ).scalar_one()
+    session.execute(_SET_STATE, {"assignment": lease.id, "new_state": "submitted"})
+    session.execute(_ANSWERED, {"item": item.id, "taken": taken})
+    response = {
+        "assignment_id": lease.id,
+        "item_id": item.id,
+        "user_id": lease.user_id,
+        "project_id": project.id,
+        "answers": stored,
+        "seconds": timing.seconds,
+        "typing_seconds": timing.typing_seconds,
+        "paste_events": timing.paste_events,
+        "flags": flags,
+        "flagged": bool(flags),
+        "created_at": now,
+    }
+    response_id = session.execute(_RESPOND, response).scalar_one()
     _audit(session, lease.user_id, "submit", f"assignment:{lease.id}", {"flags": flags}, ip, now)
     return Submitted(response_id, lease.id, item.id, project.id, stored, flags)
 
@@ -342,9 +357,9 @@ def skip(
     lease, item = _lock(session, assignment)
     if lease.state in {"submitted", "skipped"}:
         raise Conflict(f"assignment {lease.id} is already {lease.state}")
-    session.execute(update(A).where(A.c.id == lease.id).values(state="skipped"))
+    session.execute(_SET_STATE, {"assignment": lease.id, "new_state": "skipped"})
     if lease.state == "leased":
-        session.execute(update(I).where(I.c.id == item.id).values(n_active=I.c.n_active - 1))
+        session.execute(_RELEASE, {"item": item.id, "n": 1})
     _audit(session, lease.user_id, "skip", f"assignment:{lease.id}", None, ip, now)
     return Lease(
         lease.id,

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from datamill.annotate.models import ApiToken, LoginAttempt, User, WebSession, utc_now
@@ -117,12 +117,45 @@ def start_session(
     return secret
 
 
-def session_user(s: Session, secret: str) -> tuple[User, WebSession] | None:
-    row = s.get(WebSession, digest(secret))
-    if row is None or row.expires_at <= utc_now():
-        return None
-    user = s.get(User, row.user_id)
-    return (user, row) if user is not None and user.active else None
+@dataclass(frozen=True)
+class Caller:
+    """The user behind a request, as ``models.User`` has them, read with one statement on
+    every request and never cached: deactivating a user stops their tokens and sessions at
+    once, in every server process."""
+
+    id: int
+    username: str
+    role: str
+    expertise: list[str]
+    languages: list[str]
+    active: bool
+
+
+_CALLER = [User.id, User.username, User.role, User.expertise, User.languages, User.active]
+_BY_SESSION = (
+    select(*_CALLER, WebSession.csrf_token)
+    .join(WebSession, WebSession.user_id == User.id)
+    .where(
+        WebSession.id == bindparam("digest"),
+        WebSession.expires_at > bindparam("now"),
+        User.active.is_(True),
+    )
+)
+_BY_TOKEN = (
+    select(*_CALLER)
+    .join(ApiToken, ApiToken.user_id == User.id)
+    .where(
+        ApiToken.token_hash == bindparam("digest"),
+        ApiToken.revoked.is_(False),
+        User.active.is_(True),
+    )
+)
+
+
+def session_user(s: Session, secret: str) -> tuple[Caller, str] | None:
+    """The user of a live session and the session's CSRF token."""
+    row = s.execute(_BY_SESSION, {"digest": digest(secret), "now": utc_now()}).first()
+    return (Caller(*row[:-1]), row[-1]) if row is not None else None
 
 
 def end_session(s: Session, secret: str) -> None:
@@ -135,14 +168,9 @@ def issue_token(s: Session, user: User, name: str) -> str:
     return token
 
 
-def token_user(s: Session, token: str) -> User | None:
-    return s.scalar(
-        select(User)
-        .join(ApiToken, ApiToken.user_id == User.id)
-        .where(
-            ApiToken.token_hash == digest(token), ApiToken.revoked.is_(False), User.active.is_(True)
-        )
-    )
+def token_user(s: Session, token: str) -> Caller | None:
+    row = s.execute(_BY_TOKEN, {"digest": digest(token)}).first()
+    return Caller(*row) if row is not None else None
 
 
 def login_blocked(

@@ -16,19 +16,18 @@ from starlette.concurrency import run_in_threadpool
 
 from datamill.annotate import auth
 from datamill.annotate.db import Database
-from datamill.annotate.models import User, WebSession
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
 @dataclass(frozen=True)
 class Principal:
-    user: User
-    session: WebSession | None  # None when the caller used an API token
+    user: auth.Caller
+    session_csrf: str | None  # the session's CSRF token; None when the caller used an API token
 
     @property
     def csrf(self) -> str:
-        return self.session.csrf_token if self.session else ""
+        return self.session_csrf or ""
 
 
 class LoginRequired(Exception):
@@ -61,9 +60,9 @@ def api_principal(request: Request) -> Principal:
     who = identify(request)
     if who is None:
         raise HTTPException(401, "log in or send an API token", {"WWW-Authenticate": "Bearer"})
-    if who.session is not None and request.method not in SAFE_METHODS:
+    if who.session_csrf is not None and request.method not in SAFE_METHODS:
         sent = request.headers.get(auth.CSRF_HEADER)
-        if not auth.same(sent, who.session.csrf_token):
+        if not auth.same(sent, who.session_csrf):
             raise HTTPException(403, "missing or wrong CSRF token (X-CSRF-Token header)")
     return who
 

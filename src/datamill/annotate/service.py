@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from datamill.annotate.assign import (
@@ -86,6 +86,9 @@ __all__ = [
 ]
 
 
+_SHOWN = select(Item.payload, Item.language).where(Item.id == bindparam("item"))
+
+
 def get_assignment(session: Session, assignment_id: int, user: User) -> Lease:
     """The user's own assignment; someone else's is NotFound, as if it did not exist."""
     return get_lease(session, assignment_id, user.id)
@@ -100,9 +103,7 @@ def item_for_annotator(
     An adjudication item (``adjudication.py``) also has its earlier answers, under
     ``review``, shown to reviewers and admins only (``reviewer``: whether the annotator is
     one; looked up when not given)."""
-    payload, language = session.execute(
-        select(Item.payload, Item.language).where(Item.id == assignment.item_id)
-    ).one()
+    payload, language = session.execute(_SHOWN, {"item": assignment.item_id}).one()
     project = project_by_id(session, assignment.project_id)
     if reviewer is None:
         role = session.scalar(select(User.role).where(User.id == assignment.user_id))
