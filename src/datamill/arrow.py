@@ -139,9 +139,9 @@ def _columns(records: list[Record]) -> list[pa.Array]:
 def _json(adapter: TypeAdapter[Any], value: Any) -> bytes | str:
     """One value of a JSON column, as text or as UTF-8 bytes (Arrow takes either)."""
     # Most records leave most of these columns empty: skip the serializer for those.
-    if value == [] and isinstance(value, list):
+    if isinstance(value, list) and not value:
         return "[]"
-    if value == {} and isinstance(value, dict):
+    if isinstance(value, dict) and not value:
         return "{}"
     return adapter.dump_json(value)
 

@@ -55,7 +55,12 @@ _FAST_MESSAGES = set(Message.model_fields) == {
 }
 
 
+_SCALARS = frozenset({int, float, str, bool})
+
+
 def _plain(value: Any) -> Any:
+    if value.__class__ in _SCALARS:
+        return value
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
     if isinstance(value, list):

@@ -25,6 +25,7 @@ from datamill.llm.http import Client, HTTPError, route
 StructuredMode = Literal["json_schema", "json_object", "guided_json"]
 
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps's, made once
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -102,7 +103,7 @@ class OpenAICompatBackend:
 
     async def complete(self, request: ChatRequest) -> Completion:
         client = self._client_now()
-        body = json.dumps(self.payload(request), separators=(",", ":")).encode()
+        body = _ENCODE(self.payload(request)).encode()
         start = time.perf_counter()
         try:
             async with asyncio.timeout(self.timeout):
