@@ -158,6 +158,8 @@ def test_workflow_records_are_openai_tool_conversations(tmp_path: Path) -> None:
             "used_tools": ["query_inventory", "send_email"],
             "expected_tools_used": True,
         }
+        tool_use = record.checks["tool_use"]
+        assert tool_use.passed is True and tool_use.score == 1 and tool_use.details == check
         assert record.provenance.template == "workflow-answer"
         assert record.provenance.usage is not None and record.provenance.usage.calls == 3
     assert len({c.id for r in records for c in r.messages[2].tool_calls or []}) == 6
@@ -177,6 +179,8 @@ def test_invalid_tool_calls_are_counted(tmp_path: Path) -> None:
         # Unscripted, the stub names tools that do not exist.
         _, unknown = run_family("workflows", tmp_path / "b", 2, {}, on(stub))
     assert version.stats["failures"] == {"invalid_tool_call": 2, "no_tool_call": 1}
+    assert version.stats["summary"]["parse_failures"] == 2
+    assert version.stats["summary"]["rejected"] == 1
     assert unknown.stats["failures"] == {"invalid_tool_call": 2}
 
 

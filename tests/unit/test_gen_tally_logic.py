@@ -21,6 +21,7 @@ from support import chat
         ("http_503", "call_errors"),
         ("context_length", "call_errors"),
         ("rate_limited", "call_errors"),
+        ("invalid_tool_call", "parse_failures"),
         ("not_novel", "rejected"),
         ("ungrounded", "rejected"),
         ("tests_fail", "rejected"),

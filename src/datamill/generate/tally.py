@@ -4,7 +4,8 @@ A family yields records or the :class:`LLMError` that ended an item. Three kinds
 ending are told apart, because they call for different action:
 
 - ``parse_failures``: the model's answer could not be read as what was asked for (no
-  JSON, JSON of the wrong shape, an empty part): a weak model or a too-strict schema;
+  JSON, JSON of the wrong shape, an empty part, a tool call its tool's schema refuses):
+  a weak model or a too-strict schema;
 - ``call_errors``: the call itself failed (timeout, HTTP error, a prompt longer than the
   context): the backend or the recipe's limits;
 - ``rejected``: the family read the answer and turned it down by design (a near copy of
@@ -25,7 +26,9 @@ from pydantic import JsonValue
 from datamill.errors import LLMError
 from datamill.records import Record
 
-PARSE_CAUSES = frozenset({"invalid_output"})
+# A tool call that breaks its tool's schema and a conversation of the wrong shape are
+# malformed structured output too.
+PARSE_CAUSES = frozenset({"invalid_output", "invalid_tool_call", "invalid_conversation"})
 CALL_CAUSES = frozenset(
     {"timeout", "connection", "redirect", "rate_limited", "bad_response", "context_length"}
 )

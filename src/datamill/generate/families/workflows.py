@@ -2,11 +2,14 @@
 
 An item is a task of a tool catalogue with its values filled in, offered the task's tools
 and a few distractors. The model plans the next tool calls as structured output, step by
-step; datamill checks every call against its tool's JSON schema (an invalid call fails the
-item with cause ``invalid_tool_call``), simulates the results from the arguments, and at
-the end asks for the final answer. Records have the OpenAI message shape (assistant
-``tool_calls``, ``tool`` results by ``tool_call_id``) and keep the offered tool definitions
-in ``metadata["tools"]`` for exports.
+step; datamill checks every call against its tool's JSON schema (an invalid call is
+malformed output: the item fails with cause ``invalid_tool_call``, a parse failure; no
+call at all is a ``no_tool_call`` rejection), simulates the results from the arguments,
+and at the end asks for the final answer. ``checks["tool_use"]`` says whether every tool
+the task needs was called (score: the share called; ``metadata["verification"]`` holds
+the same counts): a workflow that skipped one is kept with the check failed. Records have
+the OpenAI message shape (assistant ``tool_calls``, ``tool`` results by ``tool_call_id``)
+and keep the offered tool definitions in ``metadata["tools"]`` for exports.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from datamill.errors import LLMError
 from datamill.generate.conversation import check_conversation, load_data, select
@@ -36,7 +39,7 @@ from datamill.generate.toolcalls import (
 )
 from datamill.llm.base import ChatRequest
 from datamill.llm.engine import Outcome
-from datamill.records import FunctionCall, Message, Record, ToolCall
+from datamill.records import CheckResult, FunctionCall, Message, Record, ToolCall
 
 SYSTEM = (
     "You are an operations assistant at {{ company }}. Use the tools to carry out the "
@@ -200,6 +203,16 @@ def _record(ctx: Context, run: Run) -> Record | LLMError:
         return LLMError("invalid_output", problem, raw=answer.completion.text)
     task = run.slot.task
     used = list(dict.fromkeys(c.function.name for m in run.steps for c in m.tool_calls or []))
+    verification: dict[str, JsonValue] = {
+        "calls": sum(len(m.tool_calls or []) for m in run.steps),
+        "expected_tools": list(task.tools),
+        "used_tools": list(used),
+        "expected_tools_used": set(task.tools) <= set(used),
+    }
+    share = len(set(task.tools) & set(used)) / len(task.tools) if task.tools else 1.0
+    check = CheckResult(
+        passed=bool(verification["expected_tools_used"]), score=share, details=verification
+    )
     return Record(
         messages=messages,
         task="workflow",
@@ -208,15 +221,11 @@ def _record(ctx: Context, run: Run) -> Record | LLMError:
         metadata={
             "tools": [tool.openai() for tool in run.slot.tools],
             "workflow": task.id,
-            "verification": {
-                "calls": sum(len(m.tool_calls or []) for m in run.steps),
-                "expected_tools": task.tools,
-                "used_tools": used,
-                "expected_tools_used": set(task.tools) <= set(used),
-            },
+            "verification": verification,
             "plan_template": f"{PLAN.name}@{PLAN.version}",
         },
         provenance=ctx.provenance(ANSWER, [*run.outcomes, answer]),
+        checks={"tool_use": check},
     )
 
 
