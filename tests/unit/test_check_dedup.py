@@ -356,6 +356,20 @@ def test_a_large_batch_in_workers_finds_what_one_process_finds() -> None:
     assert sum(v.passed is False for v in found[0]) == 100
 
 
+def test_sketches_workers_wrote_outlive_the_workers() -> None:
+    rng = random.Random(12)
+    texts = [document(rng, rng.randrange(30, 60)) for _ in range(1100)]
+    check = Watched(workers=2)
+    check.hashing.start()
+    folder = Path(check.hashing._folder)
+    first = list(run_checks([rec(t, id=f"a{i}") for i, t in enumerate(texts)], [check]))
+    assert check.pooled and all(r.checks["near_dup"].passed for r in first)
+    assert not folder.exists()  # gone with the workers
+    again = [rec(texts[i].upper(), id=f"b{i}") for i in (5, 700)]
+    out = [r.checks["near_dup"] for r in run_checks(again, [check])]
+    assert [v.details["duplicate_of"] for v in out] == ["a5", "a700"]
+
+
 def test_batches_split_by_count_and_by_characters() -> None:
     assert chunks([]) == []
     assert chunks(["a"] * 1100) == [(0, 512), (512, 1024), (1024, 1100)]

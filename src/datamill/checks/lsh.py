@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+import weakref
+from typing import IO
 
 import numpy as np
 
@@ -133,25 +135,82 @@ class Spill:
 
 
 class SketchStore:
-    """The shingle-hash sketch of every indexed text, numbered from 0 in order, spilled."""
+    """The shingle-hash sketch of every indexed text, numbered from 0 in order: where it
+    lies in a file, the store's own temporary file (unlinked at once) or one a worker wrote.
+    Memory holds 14 bytes a text."""
 
     def __init__(self) -> None:
-        self._spill = Spill()
+        self._own = tempfile.TemporaryFile(buffering=0)  # noqa: SIM115 (lives with self)
+        self._written = 0  # bytes in the store's own file
+        self._fds, self._paths = [self._own.fileno()], {"": 0}
+        self._closing = weakref.finalize(self, _close, self._fds, self._own)
+        self._file = np.zeros(1024, np.uint16)
+        self._start = np.zeros(1024, np.int64)
+        self._length = np.zeros(1024, np.uint32)
+        self.count = 0
 
-    def add(self, hashes: np.ndarray, offsets: np.ndarray) -> None:
-        """Texts in order, as flat uint32 hashes and their offsets (from 0)."""
-        self._spill.add(np.ascontiguousarray(hashes, np.uint32), 4 * np.asarray(offsets[1:]))
+    def add(
+        self,
+        hashes: np.ndarray,
+        offsets: np.ndarray,
+        rows: np.ndarray | None = None,
+        spilled: tuple[str, int] | None = None,
+    ) -> None:
+        """The sketches of a chunk's ``rows`` (all if None), in order: flat uint32 ``hashes``
+        and the ``offsets`` where each text's begin (from 0), or, with ``spilled``, the file
+        and byte where a worker wrote those hashes."""
+        if spilled is None:  # the whole chunk, in one write
+            file, base = 0, self._written
+            view = memoryview(np.ascontiguousarray(hashes, np.uint32)).cast("B")
+            self._written += len(view)
+            while view:  # an unbuffered write may take part of the bytes
+                view = view[self._own.write(view) :]
+        else:
+            file, base = self._open(spilled[0]), spilled[1]
+        offsets = np.asarray(offsets)
+        rows = np.arange(len(offsets) - 1) if rows is None else rows
+        if self.count + len(rows) > len(self._file):  # grow by a quarter: little slack
+            size = (self.count + len(rows)) * 5 // 4 + 1024
+            for name in ("_file", "_start", "_length"):
+                grown = np.zeros(size, getattr(self, name).dtype)
+                grown[: self.count] = getattr(self, name)[: self.count]
+                setattr(self, name, grown)
+        at = slice(self.count, self.count + len(rows))
+        self._file[at] = file
+        self._start[at] = base + 4 * offsets[rows]
+        self._length[at] = offsets[rows + 1] - offsets[rows]
+        self.count += len(rows)
 
     def get(self, number: int) -> np.ndarray:
-        return np.frombuffer(self._spill.get(number), np.uint32)
+        fd = self._fds[self._file[number]]
+        data = os.pread(fd, 4 * int(self._length[number]), int(self._start[number]))
+        return np.frombuffer(data, np.uint32)
 
-    @property
-    def count(self) -> int:
-        return self._spill.count
+    def fetch(self, spilled: tuple[str, int], begin: int, end: int) -> np.ndarray:
+        """Hashes ``begin`` to ``end`` of a chunk a worker wrote at ``spilled``."""
+        fd = self._fds[self._open(spilled[0])]
+        return np.frombuffer(os.pread(fd, 4 * (end - begin), spilled[1] + 4 * begin), np.uint32)
+
+    def close(self) -> None:
+        self._closing()
+
+    def _open(self, path: str) -> int:
+        """The number of a worker's file, opened the first time it is named: the worker's
+        folder may go (when workers stop), the open file stays readable."""
+        if path not in self._paths:
+            self._paths[path] = len(self._fds)
+            self._fds.append(os.open(path, os.O_RDONLY))
+        return self._paths[path]
 
     @property
     def nbytes(self) -> int:
-        return self._spill.nbytes
+        return self._file.nbytes + self._start.nbytes + self._length.nbytes
+
+
+def _close(fds: list[int], own: IO[bytes]) -> None:
+    for fd in fds[1:]:
+        os.close(fd)
+    own.close()
 
 
 def jaccard(a: np.ndarray, b: np.ndarray, k: int) -> float:

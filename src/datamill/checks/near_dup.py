@@ -125,7 +125,9 @@ class NearDup(BatchCheck):
         kept = (sketched.sizes > 0).tolist()
 
         def own(i: int) -> np.ndarray:
-            return sketched.hashes[offsets[i] : offsets[i + 1]]
+            if sketched.spilled is None:
+                return sketched.hashes[offsets[i] : offsets[i + 1]]
+            return self._sketches.fetch(sketched.spilled, offsets[i], offsets[i + 1])
 
         scores: dict[int, float] = {}
         failed: dict[int, CheckResult] = {}
@@ -196,13 +198,7 @@ class NearDup(BatchCheck):
             flat = np.repeat(kept, bands)
             order = (np.cumsum(flat) - 1)[sketched.order[flat[sketched.order]]]
         self._index.add(sketched.keys[rows], np.repeat(numbers, bands), order)
-        if len(rows) == len(sketched.sizes):
-            self._sketches.add(sketched.hashes, sketched.offsets)
-        else:
-            starts, lengths = sketched.offsets[rows], np.diff(sketched.offsets)[rows]
-            ends = np.cumsum(lengths)
-            picked = np.arange(ends[-1]) + np.repeat(starts - ends + lengths, lengths)
-            self._sketches.add(sketched.hashes[picked], np.concatenate([[0], ends]))
+        self._sketches.add(sketched.hashes, sketched.offsets, rows, sketched.spilled)
         joined = "".join(ids)
         if joined.isascii():  # as many bytes as characters
             lengths = np.fromiter(map(len, ids), np.int64, len(ids))

@@ -137,7 +137,9 @@ class Sketched(NamedTuple):
     """One batch of texts: LSH band keys (one row per text), how many distinct shingles
     each text has, the smallest ``sketch`` of their 32-bit hashes, sorted (``offsets``: where
     each text's hashes begin), the order that sorts the band keys (flattened), and the
-    pairs of texts of the batch that share a band key (see :func:`shared_pairs`)."""
+    pairs of texts of the batch that share a band key (see :func:`shared_pairs`). A worker
+    writes the hashes to a file instead of sending them: ``spilled`` is then the file and
+    where in it they begin, and ``hashes`` is empty."""
 
     keys: np.ndarray
     sizes: np.ndarray
@@ -145,6 +147,7 @@ class Sketched(NamedTuple):
     offsets: np.ndarray
     order: np.ndarray
     pairs: np.ndarray
+    spilled: tuple[str, int] | None = None
 
 
 _EMPTY = np.uint32(0xFFFFFFFF)

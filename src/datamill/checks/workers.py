@@ -13,7 +13,10 @@ import asyncio
 import ctypes
 import multiprocessing
 import os
+import shutil
+import tempfile
 import threading
+import weakref
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ProcessPoolExecutor
 
@@ -51,6 +54,27 @@ def spans(count: int) -> list[tuple[int, int]]:
     return list(zip([0, *ends], ends, strict=False))
 
 
+_FILES: dict[str, int] = {}  # in a worker: its file in each folder, open for appending
+_NONE = np.zeros(0, np.uint32)
+
+
+def sketch_to_file(
+    texts: list[str], how: Shingling, pairs_per_bucket: int, folder: str
+) -> Sketched:
+    """:func:`sketch_texts` in a worker, the hashes appended to the worker's own file in
+    ``folder`` rather than sent back: the parent reads those of the few texts it verifies."""
+    sketched = sketch_texts(texts, how, pairs_per_bucket)
+    path = os.path.join(folder, str(os.getpid()))
+    fd = _FILES.get(path)
+    if fd is None:
+        fd = _FILES[path] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    offset = os.lseek(fd, 0, os.SEEK_END)  # only this process writes to it
+    view = memoryview(sketched.hashes).cast("B")
+    while view:
+        view = view[os.write(fd, view) :]
+    return sketched._replace(hashes=_NONE, spilled=(path, offset))
+
+
 def keep_freed_memory() -> None:
     """A worker's initializer: glibc keeps the memory a chunk frees for the next one.
 
@@ -75,6 +99,7 @@ class SketchPool:
         self.pool: ProcessPoolExecutor | None = None
         self._starting: threading.Thread | None = None
         self._failed: BaseException | None = None
+        self._folder = ""  # where workers write hashes: made with the workers, gone after
 
     async def sketched(
         self, count: int, read: Callable[[int, int], list[str]]
@@ -94,7 +119,8 @@ class SketchPool:
         for start, stop in spans(count):
             texts = read(start, stop)
             for begin, end in chunks(texts):
-                work = loop.run_in_executor(self.pool, sketch_texts, texts[begin:end], *args)
+                part = texts[begin:end]
+                work = loop.run_in_executor(self.pool, sketch_to_file, part, *args, self._folder)
                 pending.append((start + begin, work))
         for start, work in pending:
             yield start, await work
@@ -111,11 +137,15 @@ class SketchPool:
             self._starting.join()
         if self.pool is not None:
             self.pool.shutdown()
-        self.pool = self._starting = None
+        if self._folder:
+            shutil.rmtree(self._folder, ignore_errors=True)
+        self.pool, self._starting, self._folder = None, None, ""
 
     def _ready(self) -> bool:
         """Whether the workers are up; starts them the first time it is asked."""
         if self.pool is None:
+            self._folder = tempfile.mkdtemp(prefix="datamill-near-dup-")
+            weakref.finalize(self, shutil.rmtree, self._folder, ignore_errors=True)
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["datamill.checks.shingles"])
             self.pool = ProcessPoolExecutor(
