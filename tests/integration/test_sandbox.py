@@ -158,6 +158,38 @@ def test_a_huge_allocation_fails_inside() -> None:
     assert "MemoryError" in result.stderr and "allocated" not in result.stdout
 
 
+def test_the_memory_limit_is_what_stops_an_allocation() -> None:
+    """300 MB fit on any test machine: refused under a 256 MB limit, granted under 1 GB."""
+    code = "x = bytearray(300 * 1024**2)\nprint('allocated', len(x))"
+    refused = run(code, memory_bytes=256 * 1024**2)
+    assert not refused.passed and refused.killed == "memory"
+    assert "allocated" not in refused.stdout
+    granted = run(code, memory_bytes=1024**3)
+    assert granted.passed and granted.stdout.split() == ["allocated", str(300 * 1024**2)]
+
+
+def test_files_past_the_size_limits_cannot_be_written() -> None:
+    # Python ignores SIGXFSZ, so the write fails (EFBIG) instead of killing the program.
+    big = run("open('big', 'wb').write(b'x' * 4 * 1024**2)\nprint('wrote')", file_bytes=1024**2)
+    assert not big.passed and "wrote" not in big.stdout
+    assert "File too large" in big.stderr
+    many = """
+import errno
+written = 0
+try:
+    for i in range(64):
+        with open(f"part{i}", "wb") as f:
+            f.write(b"x" * 512 * 1024)
+        written += 1
+except OSError as e:
+    print("full", written, errno.errorcode[e.errno])
+"""
+    result = run(many, file_bytes=1024**2, tmp_bytes=4 * 1024**2)
+    assert result.passed
+    full, written, code = result.stdout.split()
+    assert (full, code) == ("full", "ENOSPC") and int(written) < 8  # 4 MB of 512 kB parts
+
+
 def test_processes_are_capped_and_none_outlive_the_run() -> None:
     code = """
 import os, time
