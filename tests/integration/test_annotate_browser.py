@@ -219,9 +219,14 @@ def test_attacks_from_the_browser_fail(browser, app):
     # Cross-site request forgery: another site's form posts to the app in Alice's browser.
     forged = f"""<form id=f method=post action="{url}{assignment}"></form>
     <script>document.getElementById('f').submit()</script>"""
-    with attacker_site(forged) as evil:
-        page.goto(evil)
-        page.wait_for_load_state("load")
+    posted = lambda r: r.request.method == "POST" and r.url == f"{url}{assignment}"  # noqa: E731
+    with attacker_site(forged) as evil, page.expect_response(posted) as answer:
+        page.goto(evil, wait_until="commit")  # the page's script navigates on at once
+    # Another port of 127.0.0.1 is the same site, so her cookie went along: the missing CSRF
+    # token is what refuses the post. Waiting for its page to load ends that navigation
+    # before the next one starts (else the two race, and either may be cut short).
+    assert answer.value.status == 403
+    page.wait_for_url(f"{url}{assignment}", wait_until="load")
     # Reading what is not hers, from her own logged-in browser.
     for path, status in [
         ("/api/projects/p1/responses", 403),
