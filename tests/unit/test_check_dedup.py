@@ -172,12 +172,14 @@ def test_the_pairs_found_do_not_depend_on_order_or_on_workers() -> None:
     bases = [document(rng, rng.randrange(100, 300)) for _ in range(400)]
     texts = bases + [variant(rng, b, 0.95) for b in bases[:150]]
     found = []
-    # in process; in workers that are up; in process while the workers start
-    for seed, workers, wait in ((0, 1, False), (1, 1, False), (2, 2, True), (3, 2, False)):
+    # in process; in workers from a server, up; in process while they start; forked
+    runs = ((0, 1, False, True), (1, 1, False, True), (2, 2, True, False), (3, 2, False, False))
+    for seed, workers, wait, fork in (*runs, (4, 2, False, True)):
         order = list(range(len(texts)))
         random.Random(seed).shuffle(order)
         records = [rec(texts[i], id=str(i)) for i in order]
         check = Watched(workers=workers)
+        check.hashing.fork = fork
         if wait:
             check.hashing.start()
         out = list(run_checks(records, [check]))
@@ -188,7 +190,7 @@ def test_the_pairs_found_do_not_depend_on_order_or_on_workers() -> None:
             if r.checks["near_dup"].passed is False
         }
         found.append(pairs)
-    assert found[0] == found[1] == found[2] == found[3]
+    assert found[0] == found[1] == found[2] == found[3] == found[4]
     assert found[0] == {frozenset((i, len(bases) + i)) for i in range(150)}
 
 

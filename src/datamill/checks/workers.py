@@ -1,10 +1,11 @@
 """Hashing batches of texts for near-duplicate detection in worker processes, in order.
 
-Workers fork from a server process that has imported the hashing code once (safe in a
-threaded parent, unlike a plain fork). Starting that server takes a second or more on a
-busy machine, so it starts in the background and the parent hashes in process until the
-workers are up. Like any multiprocessing user, a script that runs this needs a
-``__main__`` guard.
+A parent that runs no other Python thread forks its workers at once: they start in
+milliseconds, with the hashing code already imported. Otherwise (a plain fork is not safe
+in a threaded parent) workers fork from a server process that imports the hashing code
+once; starting it takes a second or more on a busy machine, so it starts in the
+background and the parent hashes in process until the workers are up. Like any
+multiprocessing user, a script that runs this needs a ``__main__`` guard.
 """
 
 from __future__ import annotations
@@ -100,6 +101,7 @@ class SketchPool:
         self._starting: threading.Thread | None = None
         self._failed: BaseException | None = None
         self._folder = ""  # where workers write hashes: made with the workers, gone after
+        self.fork = True  # whether workers may fork from this process when it is safe
 
     async def sketched(
         self, count: int, read: Callable[[int, int], list[str]]
@@ -146,13 +148,18 @@ class SketchPool:
         if self.pool is None:
             self._folder = tempfile.mkdtemp(prefix="datamill-near-dup-")
             weakref.finalize(self, shutil.rmtree, self._folder, ignore_errors=True)
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["datamill.checks.shingles"])
+            forking = self.fork and threading.active_count() == 1
+            context = multiprocessing.get_context("fork" if forking else "forkserver")
+            if not forking:
+                context.set_forkserver_preload(["datamill.checks.shingles"])
             self.pool = ProcessPoolExecutor(
                 self.workers, mp_context=context, initializer=keep_freed_memory
             )
-            self._starting = threading.Thread(target=self._start, daemon=True)
-            self._starting.start()
+            if forking:  # in this thread, now: the workers fork on the first call
+                self._start()
+            else:
+                self._starting = threading.Thread(target=self._start, daemon=True)
+                self._starting.start()
         if self._starting is not None and self._starting.is_alive():
             return False
         if self._failed is not None:
