@@ -250,3 +250,104 @@ def test_attacks_from_the_browser_fail(browser, app):
     statuses.append(log_in(guesser, url, "rita"))  # the right password, too late
     assert statuses == [401] * 5 + [429]
     assert json.loads(guesser.inner_text("body"))["detail"].startswith("too many")
+
+
+def test_a_refused_answer_keeps_what_was_typed(browser, app):
+    url, tokens, _ = app
+    push(url, tokens["root"], records(1))
+    page = browser.new_page()
+    log_in(page, url, "alice")
+    page.goto(f"{url}/projects/p1")
+    keys = page.keyboard
+    for key in ["4", "5", "b", "2", "j", "2", "1", "i"]:  # ratings, choices, into the rewrite
+        keys.press(key)
+    keys.press("Control+End")
+    keys.type(" Also, check the units.")
+    for key in ["Escape", "j", "i"]:
+        keys.press(key)
+    keys.type("A fresh answer.")
+    for key in ["Escape", "j", "i"]:
+        keys.press(key)
+    keys.type("Only one turn")  # a conversation needs two: the server refuses this one
+    for key in ["Escape", "j", "0", "1", "2", "j", "i"]:  # labels, then the comment
+        keys.press(key)
+    keys.type("Fine overall.")
+    for key in ["Escape", "j", "i", "Control+Home", *["Shift+ArrowRight"] * 6, "h", "Escape"]:
+        keys.press(key)
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        keys.press("Enter")
+    assert answer.value.status == 422
+    page.wait_for_load_state("load")
+    assert "dialogue" in page.inner_text(".errors")
+
+    def q(name: str) -> str:
+        return f'.q[data-name="{name}"]'
+
+    for checked in [
+        'input[name="quality:accuracy"][value="4"]',
+        'input[name="quality:tone"][value="5"]',
+        'input[name="preference:choice"][value="B"]',
+        'input[name="preference:strength"][value="2"]',
+        'input[name="safety"][value="other_unsafe"]',
+        f'{q("nuance")} input[value="sarcasm"]',
+        f'{q("nuance")} input[value="humour"]',
+    ]:
+        assert page.is_checked(checked), checked
+    ranked = page.locator(f"{q('rank')} ol.ranked li")
+    assert [ranked.nth(i).get_attribute("data-value") for i in range(2)] == ["1", "0"]
+    assert page.input_value(f"{q('rewrite')} textarea").endswith(" Also, check the units.")
+    assert page.input_value(f"{q('better')} textarea") == "A fresh answer."
+    assert page.input_value(f"{q('dialogue')} textarea") == "Only one turn"
+    assert page.input_value(f"{q('note')} textarea") == "Fine overall."
+    span = page.locator(f"{q('claims')} ol.spans li")
+    assert span.count() == 1 and span.get_attribute("data-end") == "6"
+
+    page.focus(q("dialogue"))  # the missing turn, and it goes through
+    keys.press("+")
+    keys.type("Hello!")
+    keys.press("Escape")
+    with page.expect_navigation():
+        keys.press("Enter")
+    page.wait_for_selector("#done")
+    (row,) = export(url, tokens["root"])
+    a, order = row["answers"], row["display_order"]
+    assert a["quality"] == {"accuracy": 4, "tone": 5} and a["rank"] == [order[1], order[0]]
+    assert a["dialogue"][0]["content"] == "Only one turn" and len(a["dialogue"]) == 2
+    assert a["rewrite"]["text"].endswith(" Also, check the units.")
+    assert a["claims"] == [{"message": 1, "start": 0, "end": 6, "label": "hallucination"}]
+    assert a["nuance"] == ["sarcasm", "humour"] and row["typing_seconds"] > 0
+
+
+def test_every_option_past_the_tenth_has_its_keys(browser, app):
+    url, tokens, _ = app
+    from datamill.annotate.client import Client
+
+    options = [f"o{i:02d}" for i in range(1, 13)]
+    with Client(url, tokens["root"]) as root:
+        root.create_project(
+            "many",
+            questions=[
+                {"type": "label", "name": "topic", "options": options},
+                {"type": "multilabel", "name": "tags", "options": options},
+            ],
+        )
+        root.add_member("many", "alice")
+        root.push("many", records(1))
+    page = browser.new_page()
+    log_in(page, url, "alice")
+    page.goto(f"{url}/projects/many")
+    shown = page.locator('.q[data-name="topic"] label kbd').all_inner_texts()
+    assert shown == [f"{i:02d}" for i in range(1, 13)]  # each on its button
+    assert "two (or more) digits" in page.inner_text("#help")
+    keys = page.keyboard
+    for key in ["1", "2"]:  # the twelfth topic; on to the tags
+        keys.press(key)
+    for key in ["0", "3", "1", "1", "1", "Backspace", "0", "1"]:  # a half-typed key is dropped
+        keys.press(key)
+    assert page.is_checked('.q[data-name="topic"] input[value="o12"]')
+    with page.expect_navigation():
+        keys.press("Enter")
+    page.wait_for_selector("#done")
+    with Client(url, tokens["root"]) as root:
+        (row,) = root.responses("many")
+    assert row["answers"] == {"topic": "o12", "tags": ["o01", "o03", "o11"]}

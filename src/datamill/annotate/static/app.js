@@ -7,18 +7,25 @@
   const help = document.getElementById("help");
   if (!form) return;
 
-  const started = performance.now();
+  let started = performance.now();
   const questions = Array.from(form.querySelectorAll(".q"));
   const stats = {}; // per question: typing time, keys, pastes
   let current = 0;
+  let pending = ""; // digits typed so far toward an option number of several digits
 
-  function stat(q) {
-    const name = q.dataset.name;
+  function stat(name) {
     return (stats[name] = stats[name] || { typing_ms: 0, keys: 0, pastes: 0, pasted_chars: 0, last: 0 });
+  }
+
+  function setPending(digits) {
+    pending = digits;
+    questions.forEach((q) => delete q.dataset.pending);
+    if (pending && questions[current]) questions[current].dataset.pending = pending;
   }
 
   function focusQuestion(i) {
     if (!questions.length) return;
+    setPending("");
     current = Math.max(0, Math.min(questions.length - 1, i));
     questions.forEach((q, j) => q.classList.toggle("current", j === current));
     questions[current].focus({ preventScroll: false });
@@ -32,7 +39,7 @@
   form.addEventListener("keydown", (e) => {
     const q = e.target.closest && e.target.closest(".q");
     if (!q || !typing(e.target) || e.target.classList.contains("source")) return;
-    const s = stat(q);
+    const s = stat(q.dataset.name);
     const now = performance.now();
     if (s.last && now - s.last < 3000) s.typing_ms += now - s.last;
     s.last = now;
@@ -41,7 +48,7 @@
   form.addEventListener("paste", (e) => {
     const q = e.target.closest && e.target.closest(".q");
     if (!q) return;
-    const s = stat(q);
+    const s = stat(q.dataset.name);
     s.pastes += 1;
     s.pasted_chars += (e.clipboardData ? e.clipboardData.getData("text") : "").length;
   });
@@ -70,9 +77,24 @@
     return true;
   }
 
-  function rankingKey(q, digit) {
+  // The option keys of a question are all as long: one digit up to ten options, else as
+  // many digits as the count has (templating.option_keys). Returns the whole key once its
+  // last digit is typed, null while more digits are to come.
+  function optionKey(q, digit) {
+    const keys = Array.from(q.querySelectorAll("[data-key]"), (el) => el.dataset.key);
+    const width = Math.max(1, ...keys.filter((k) => /^[0-9]+$/.test(k)).map((k) => k.length));
+    const typed = pending + digit;
+    if (typed.length < width) {
+      setPending(typed);
+      return null;
+    }
+    setPending("");
+    return typed;
+  }
+
+  function rankingKey(q, key) {
     const list = q.querySelector("ol.ranked");
-    const item = q.querySelector(`.pool [data-key="${digit}"]`);
+    const item = q.querySelector(`.pool [data-key="${key}"]`);
     if (!item) return false;
     list.appendChild(item);
     if (!q.querySelector(".pool [data-key]")) focusQuestion(current + 1);
@@ -82,11 +104,11 @@
   function resetRanking(q) {
     const pool = q.querySelector(".pool");
     Array.from(q.querySelectorAll("ol.ranked [data-key]"))
-      .sort((a, b) => a.dataset.key - b.dataset.key)
+      .sort((a, b) => a.dataset.value - b.dataset.value)
       .forEach((li) => pool.appendChild(li));
   }
 
-  function addTurn(q) {
+  function addTurn(q, focus = true) {
     const turns = q.querySelector(".turns");
     const n = turns.querySelectorAll("textarea").length;
     const role = n % 2 === 0 ? "user" : "assistant";
@@ -98,7 +120,8 @@
     ta.rows = 3;
     label.appendChild(ta);
     turns.appendChild(label);
-    ta.focus();
+    if (focus) ta.focus();
+    return ta;
   }
 
   function addSpan(q) {
@@ -107,41 +130,112 @@
     const end = src.selectionEnd;
     if (end <= start) return;
     const label = q.querySelector(".span-labels input:checked").value;
-    const li = document.createElement("li");
     // Offsets in code points, as the server counts them (JS strings count UTF-16 units).
-    li.dataset.start = Array.from(src.value.slice(0, start)).length;
-    li.dataset.end = Array.from(src.value.slice(0, end)).length;
+    const from = Array.from(src.value.slice(0, start)).length;
+    listSpan(q, from, Array.from(src.value.slice(0, end)).length, label);
+  }
+
+  function listSpan(q, start, end, label) {
+    const text = Array.from(q.querySelector("textarea.source").value).slice(start, end).join("");
+    const li = document.createElement("li");
+    li.dataset.start = start;
+    li.dataset.end = end;
     li.dataset.label = label;
-    li.textContent = `${label}: ${src.value.slice(start, end)}`;
+    li.textContent = `${label}: ${text}`;
     q.querySelector("ol.spans").appendChild(li);
   }
 
   function digitKey(q, digit) {
+    const value = Number(digit) || 10; // ratings and strengths: 0 is ten
     switch (q.dataset.type) {
       case "rubric":
-        return rubricKey(q, digit);
+        return rubricKey(q, value);
       case "pairwise":
-        return checkRadio(q, `input[name$=":strength"][value="${digit}"]`);
+        return checkRadio(q, `input[name$=":strength"][value="${value}"]`);
+    }
+    if (!["ranking", "label", "span", "multilabel"].includes(q.dataset.type)) return false;
+    const key = optionKey(q, digit);
+    if (key === null) return true;
+    switch (q.dataset.type) {
       case "ranking":
-        return rankingKey(q, digit);
+        return rankingKey(q, key);
       case "label":
-        if (checkRadio(q, `input[data-key="${digit}"]`)) focusQuestion(current + 1);
+        if (checkRadio(q, `input[data-key="${key}"]`)) focusQuestion(current + 1);
         return true;
       case "span":
-        return checkRadio(q, `input[data-key="${digit}"]`);
-      case "multilabel": {
-        const box = q.querySelector(`input[data-key="${digit}"]`);
+        return checkRadio(q, `input[data-key="${key}"]`);
+      default: {
+        const box = q.querySelector(`input[data-key="${key}"]`);
         if (box) box.checked = !box.checked;
         return Boolean(box);
       }
     }
-    return false;
   }
 
   function choose(letter) {
     const here = questions[current];
     const q = here && here.dataset.type === "pairwise" ? here : form.querySelector('.q[data-type="pairwise"]');
     return q ? checkRadio(q, `input[data-key="${letter}"]`) : false;
+  }
+
+  // ---- answers the server sent back (it refused them): shown again as they were --------
+  function restore(q, value) {
+    const pick = (selector) => {
+      const input = q.querySelector(selector);
+      if (input) input.checked = true;
+    };
+    const quoted = (v) => JSON.stringify(String(v));
+    const list = Array.isArray(value) ? value : [];
+    switch (q.dataset.type) {
+      case "rubric":
+        for (const [crit, v] of Object.entries(value || {}))
+          pick(`.crit[data-crit=${quoted(crit)}] input[value=${quoted(v)}]`);
+        return;
+      case "pairwise":
+        if (value && value.choice) pick(`input[name$=":choice"][value=${quoted(value.choice)}]`);
+        if (value && value.strength) pick(`input[name$=":strength"][value=${quoted(value.strength)}]`);
+        return;
+      case "ranking":
+        list.forEach((position) => {
+          const li = q.querySelector(`.pool [data-value=${quoted(position)}]`);
+          if (li) q.querySelector("ol.ranked").appendChild(li);
+        });
+        return;
+      case "label":
+        pick(`input[value=${quoted(value)}]`);
+        return;
+      case "multilabel":
+        list.forEach((v) => pick(`input[value=${quoted(v)}]`));
+        return;
+      case "span":
+        list.forEach((s) => s && listSpan(q, Number(s.start), Number(s.end), String(s.label)));
+        return;
+      case "conversation":
+        list.forEach((turn, i) => {
+          const ta = i === 0 ? q.querySelector(".turns textarea") : addTurn(q, false);
+          ta.value = turn && typeof turn.content === "string" ? turn.content : "";
+        });
+        return;
+      default: {
+        const t = q.querySelector("textarea");
+        if (t && typeof value === "string") t.value = value;
+      }
+    }
+  }
+
+  function restoreAll() {
+    let answers = {};
+    let telemetry = {};
+    try {
+      answers = JSON.parse(form.dataset.answers || "{}") || {};
+      telemetry = JSON.parse(form.dataset.telemetry || "{}") || {};
+    } catch (e) {
+      return 0;
+    }
+    for (const q of questions) if (answers[q.dataset.name] != null) restore(q, answers[q.dataset.name]);
+    // The time and typing already spent on this item count on.
+    for (const [name, s] of Object.entries(telemetry.questions || {})) Object.assign(stat(name), s, { last: 0 });
+    return Number(telemetry.seconds) > 0 ? Number(telemetry.seconds) * 1000 : 0;
   }
 
   // ---- answers ---------------------------------------------------------------------------
@@ -245,13 +339,17 @@
     const k = e.key;
     let done = true;
     if (k === "?") help.hidden = !help.hidden;
-    else if (k === "Escape") help.hidden = true;
+    else if (k === "Escape") {
+      help.hidden = true;
+      setPending("");
+    }
     else if (k === "Enter") submit();
     else if (k === "s" || k === "S") document.getElementById("skip").submit();
     else if (k === "j" || k === "ArrowDown") focusQuestion(current + 1);
     else if (k === "k" || k === "ArrowUp") focusQuestion(current - 1);
     else if ("abtABT".includes(k) && k.length === 1) done = choose(k.toLowerCase());
-    else if (/^[0-9]$/.test(k) && q) done = digitKey(q, Number(k) || 10); // 0 is the 10th
+    else if (/^[0-9]$/.test(k) && q) done = digitKey(q, k);
+    else if (k === "Backspace" && pending) setPending("");
     else if (k === "Backspace" && q && q.dataset.type === "ranking") resetRanking(q);
     else if (k === "Backspace" && q && q.dataset.type === "span") {
       const last = q.querySelector("ol.spans li:last-child");
@@ -272,5 +370,6 @@
     current = i;
     questions.forEach((o, j) => o.classList.toggle("current", j === i));
   }));
+  started -= restoreAll();
   focusQuestion(0);
 })();
