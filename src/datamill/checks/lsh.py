@@ -16,7 +16,7 @@ from typing import IO
 import numpy as np
 
 _LOW32 = np.uint64(0xFFFFFFFF)
-_FILTER_BITS = 27  # a bit per value of a key's top 27 bits: 16 MB, whatever the texts
+_FILTER_BITS = 26  # a bit per value of a key's top 26 bits: 8 MB, whatever the texts
 
 
 class BandIndex:
@@ -27,7 +27,7 @@ class BandIndex:
     run of its own, and the last two runs merge while they break that rule (a binary
     counter), so a pair is copied about log2(pairs / batch) times in all and there are as
     many runs. A lookup is a binary search in each run, for the keys that pass a filter
-    first: one bit per value of a key's top 27 bits, set for every stored key, so that most
+    first: one bit per value of a key's top 26 bits, set for every stored key, so that most
     keys of a new text, stored nowhere, cost one memory read. Keys that agree on their top
     32 bits are taken as equal: the rare stranger this lets in is a candidate that fails
     verification.

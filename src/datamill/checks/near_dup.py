@@ -96,11 +96,15 @@ class NearDup(BatchCheck):
         if self._reference_pending:
             await self._index_reference()
             self._reference_pending = False
-        ids = [r.id for r in records]
+        ids: list[str] = []
         results: list[CheckResult] = []
 
         def read(start: int, end: int) -> list[str]:
-            return [text_of(r, self.on) for r in records[start:end]]
+            texts = []
+            for record in records[start:end]:  # one visit to each record
+                ids.append(record.id)
+                texts.append(text_of(record, self.on))
+            return texts
 
         async for start, sketched in self.hashing.sketched(len(records), read):
             results += self._judge(ids[start : start + len(sketched.sizes)], sketched)
@@ -124,10 +128,13 @@ class NearDup(BatchCheck):
         offsets, k = sketched.offsets.tolist(), self.how.sketch
         kept = (sketched.sizes > 0).tolist()
 
+        hashes = sketched.hashes
+
         def own(i: int) -> np.ndarray:
-            if sketched.spilled is None:
-                return sketched.hashes[offsets[i] : offsets[i + 1]]
-            return self._sketches.fetch(sketched.spilled, offsets[i], offsets[i + 1])
+            nonlocal hashes
+            if sketched.spilled is not None and not len(hashes):  # read at once, if needed
+                hashes = self._sketches.fetch(sketched.spilled, 0, offsets[-1])
+            return hashes[offsets[i] : offsets[i + 1]]
 
         scores: dict[int, float] = {}
         failed: dict[int, CheckResult] = {}
