@@ -56,8 +56,10 @@ class BandIndex:
         runs = self._runs
         runs.append(run)
         while len(runs) > 1 and len(runs[-2]) < 2 * len(runs[-1]):
-            last = runs.pop()
-            runs[-1] = np.sort(np.concatenate([runs[-1], last]), kind="stable")  # a merge
+            merged = np.concatenate(runs[-2:])
+            del runs[-2:]  # freed before the merge, which sorts in place
+            merged.sort(kind="stable")  # of two sorted runs: a merge
+            runs.append(merged)
 
     def lookup(
         self, keys: np.ndarray, order: np.ndarray | None = None
