@@ -1,9 +1,10 @@
 """What near-duplicate detection remembers: LSH buckets in memory, sketches on disk.
 
-A kept text costs 8 bytes per band in memory (128 bytes with the default 16 bands) and 8
-per spilled item (its sketch, its id) for where the item lies in a temporary file. The
-shingle sketches themselves (4 bytes a shingle) and the ids go to that file, unlinked on
-creation, and are read back only for the few LSH candidates that need verifying.
+A kept text costs 8 bytes per band in memory (128 bytes with the default 16 bands; the
+index also keeps a fixed 8 MB filter), 14 bytes for where its sketch lies in a file and 8
+for where its id does. The shingle sketches themselves (4 bytes a shingle) are in files
+the workers wrote, or in a temporary file unlinked on creation, as are the ids; they are
+read back only for the few LSH candidates that need verifying.
 """
 
 from __future__ import annotations

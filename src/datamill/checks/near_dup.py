@@ -8,11 +8,14 @@ alone never fails a record. Only texts that pass are indexed: a duplicate is rep
 against a text that was kept. With ``reference``, another dataset's texts are indexed
 first and any match against them fails too.
 
+Workers write each chunk's sketches to files of their own and send back only band keys
+and sizes; the parent reads a sketch back only to verify a candidate.
+
 Memory grows with kept texts only, and little: 8 bytes per band in the LSH index (128
-bytes with the default 16 bands) and 16 bytes for where the text's sketch and id lie in
-temporary files (4 bytes per shingle, up to ``sketch``, and the id's bytes), which are
-read back only for candidates (see :mod:`datamill.checks.lsh`). ``benchmarks/dedup.py``
-measures speed, memory, precision and recall against datasketch and rensa.
+bytes with the default 16 bands), beside a fixed 8 MB filter of its keys, and 22 bytes
+for where the text's sketch and id lie in files (4 bytes per shingle, up to ``sketch``,
+and the id's bytes; see :mod:`datamill.checks.lsh`). ``benchmarks/dedup.py`` measures
+speed, memory, precision and recall against datasketch and rensa.
 """
 
 from __future__ import annotations
