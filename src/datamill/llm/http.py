@@ -123,38 +123,78 @@ class Client:
         self._idle: list[Connection] = []
         self._busy: set[Connection] = set()
         self._slots = Slots(max_connections) if max_connections > 0 else None
+        self._deadlines: dict[Connection, float] = {}  # of the exchanges in flight
+        self._sweep_at: asyncio.TimerHandle | None = None
         self.closed = False
         self.loop: asyncio.AbstractEventLoop | None = None  # the loop its connections belong to
 
-    async def post(self, path: str, body: bytes) -> Response:
-        """POST ``body`` to ``path`` (under the base URL's path); raises :class:`HTTPError`."""
+    async def post(self, path: str, body: bytes, timeout: float | None = None) -> Response:
+        """POST ``body`` to ``path`` (under the base URL's path); raises :class:`HTTPError`,
+        or TimeoutError when the answer has not come within ``timeout`` seconds."""
         if self.closed:
             raise HTTPError("the client is closed")
-        self.loop = self.loop or asyncio.get_running_loop()
-        if self._slots is not None:
-            async with self._slots:
-                return await self._post(path, body)
-        return await self._post(path, body)
+        loop = asyncio.get_running_loop()
+        self.loop = self.loop or loop
+        deadline = None if timeout is None else loop.time() + timeout
+        if self._slots is None:
+            return await self._post(path, body, deadline)
+        async with asyncio.timeout_at(deadline):
+            await self._slots.__aenter__()
+        try:
+            return await self._post(path, body, deadline)
+        finally:
+            await self._slots.__aexit__()
 
-    async def _post(self, path: str, body: bytes) -> Response:
+    async def _post(self, path: str, body: bytes, deadline: float | None) -> Response:
         head = (
             f"POST {self.route.target}{self.path}{path} HTTP/1.1\r\n{self._fixed}"
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode("latin-1")
-        connection = self._reuse() or await self._connect()
+        connection = self._reuse()
+        if connection is None:
+            async with asyncio.timeout_at(deadline):
+                connection = await self._connect()
         self._busy.add(connection)
         waiter: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         try:
             connection.send(head + body, waiter)
+            if deadline is not None:
+                self._watch(connection, deadline)
             response = await waiter
         except BaseException:  # timeout, cancellation, broken connection: never reuse it
             connection.close()
             raise
         finally:
             self._busy.discard(connection)
+            self._deadlines.pop(connection, None)
         if not connection.closed and not self.closed:
             self._idle.append(connection)
         return response
+
+    # -- deadlines: one timer for all the exchanges in flight --------------------------------
+    # An asyncio.timeout per request puts a timer in the loop's heap and cancels it: at 256
+    # requests in flight against the stub, 10-15 µs of CPU per request, on the event loop.
+    # Here an exchange's deadline is a dict entry; one timer, set for the earliest deadline,
+    # fails the exchanges whose deadline has passed when it fires, and is set again.
+
+    def _watch(self, connection: Connection, deadline: float) -> None:
+        self._deadlines[connection] = deadline
+        sweep = self._sweep_at
+        if sweep is None or deadline < sweep.when():
+            if sweep is not None:
+                sweep.cancel()
+            self._sweep_at = asyncio.get_running_loop().call_at(deadline, self._sweep)
+
+    def _sweep(self) -> None:
+        self._sweep_at = None
+        now = asyncio.get_running_loop().time()
+        for connection, deadline in list(self._deadlines.items()):
+            if deadline <= now:
+                del self._deadlines[connection]
+                connection.fail(TimeoutError("no answer in time"))
+        if self._deadlines:
+            earliest = min(self._deadlines.values())
+            self._sweep_at = asyncio.get_running_loop().call_at(earliest, self._sweep)
 
     def _reuse(self) -> Connection | None:
         now = time.monotonic()
@@ -210,6 +250,9 @@ class Client:
     def close_now(self) -> None:
         """Close every connection at once (also when their event loop is gone)."""
         self.closed = True
+        if self._sweep_at is not None:
+            self._sweep_at.cancel()
+            self._sweep_at = None
         for connection in [*self._idle, *self._busy]:
             with contextlib.suppress(RuntimeError):  # the loop is already closed
                 connection.close()

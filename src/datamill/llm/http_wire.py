@@ -89,7 +89,7 @@ class Connection(asyncio.Protocol):
         try:
             self._parse()
         except (ValueError, IndexError) as e:
-            self._fail(HTTPError(f"malformed response: {e}"))
+            self.fail(HTTPError(f"malformed response: {e}"))
 
     def eof_received(self) -> bool:
         self.closed = True
@@ -102,7 +102,7 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.transport = None
-        self._fail(HTTPError(f"server disconnected: {exc}" if exc else "server disconnected"))
+        self.fail(HTTPError(f"server disconnected: {exc}" if exc else "server disconnected"))
 
     # -- a tunnel through a proxy -------------------------------------------------------
 
@@ -121,7 +121,7 @@ class Connection(asyncio.Protocol):
         try:
             head = _head(self._buffer)
         except (ValueError, IndexError) as e:
-            self._fail(HTTPError(f"malformed answer from the proxy: {e}"))
+            self.fail(HTTPError(f"malformed answer from the proxy: {e}"))
             return
         if head is not None and not self._tunnel.done():
             self._tunnel.set_result(Response(head[1], head[2], b""))
@@ -189,7 +189,7 @@ class Connection(asyncio.Protocol):
             try:
                 body = zlib.decompress(body, -15)  # deflate without framing
             except zlib.error as e:
-                self._fail(HTTPError(f"undecodable {encoding} body: {e}"))
+                self.fail(HTTPError(f"undecodable {encoding} body: {e}"))
                 return
         response = Response(self._status, self._headers, body)
         if not self._keep_alive or self._buffer:
@@ -200,7 +200,8 @@ class Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(response)
 
-    def _fail(self, error: Exception) -> None:
+    def fail(self, error: BaseException) -> None:
+        """Close the connection; the request waiting on it raises ``error``."""
         self.close()
         for waiter in (self._waiter, self._tunnel):
             if waiter is not None and not waiter.done():

@@ -106,8 +106,7 @@ class OpenAICompatBackend:
         body = _ENCODE(self.payload(request)).encode()
         start = time.perf_counter()
         try:
-            async with asyncio.timeout(self.timeout):
-                response = await client.post("/chat/completions", body)
+            response = await client.post("/chat/completions", body, self.timeout)
         except TimeoutError:
             raise LLMError("timeout", f"no answer within {self.timeout}s", retryable=True) from None
         except HTTPError as e:
