@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from datamill.annotate import assign, cache, service
 from datamill.annotate.auth import Caller
-from datamill.annotate.deps import DB, ApiUser, client_ip
+from datamill.annotate.deps import DB, ApiCaller, ApiUser, client_ip
 from datamill.annotate.errors import NotFound
 from datamill.annotate.models import utc_now
 
@@ -106,9 +106,10 @@ def lease_next(s: Session, name: str, user: Caller) -> assign.Lease | None:
     "/projects/{name}/next",
     responses={204: {"description": "nothing is left for you in this project"}},
 )
-def next_item(name: str, db: DB, who: ApiUser) -> Job:
+def next_item(name: str, db: DB, caller: ApiCaller) -> Job:
     """Lease the next item (the same one again while your lease on it lives)."""
     with db.write() as s:
+        who = caller.check(s)
         lease = lease_next(s, name, who.user)
         if lease is None:
             return Response(status_code=204)  # type: ignore[return-value]
@@ -132,9 +133,12 @@ def do_submit(
 
 
 @router.post("/assignments/{assignment_id}/submit")
-def submit(assignment_id: int, body: Submission, db: DB, who: ApiUser, request: Request) -> Receipt:
+def submit(
+    assignment_id: int, body: Submission, db: DB, caller: ApiCaller, request: Request
+) -> Receipt:
     """Answer a leased item; answers are checked against the project's questions."""
     with db.write() as s:
+        who = caller.check(s)
         r = do_submit(s, assignment_id, who.user, body.answers, body.timing, client_ip(request))
         return Receipt(response_id=r.id, flags=list(r.flags))
 
@@ -145,8 +149,8 @@ def do_skip(s: Session, assignment_id: int, user: Caller, ip: str | None) -> ass
 
 
 @router.post("/assignments/{assignment_id}/skip")
-def skip(assignment_id: int, db: DB, who: ApiUser, request: Request) -> dict[str, bool]:
+def skip(assignment_id: int, db: DB, caller: ApiCaller, request: Request) -> dict[str, bool]:
     """Give the item back unanswered; you are not offered it again."""
     with db.write() as s:
-        do_skip(s, assignment_id, who.user, client_ip(request))
+        do_skip(s, assignment_id, caller.check(s).user, client_ip(request))
     return {"skipped": True}

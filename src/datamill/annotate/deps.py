@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from datamill.annotate import auth
@@ -42,29 +43,59 @@ def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def identify(request: Request) -> Principal | None:
-    db = database(request)
-    token = auth.bearer(request.headers.get("authorization"))
-    with db.read() as s:
-        if token:
-            user = auth.token_user(s, token)
+@dataclass(frozen=True)
+class Credentials:
+    """What a request presents (token, session cookie, CSRF header), read without I/O;
+    ``check`` looks them up in the caller's transaction, so that the annotator's calls
+    need no transaction of their own to learn who is asking."""
+
+    token: str | None
+    secret: str | None
+    csrf_sent: str | None
+    changes_state: bool
+
+    @classmethod
+    def of(cls, request: Request) -> Credentials:
+        return cls(
+            token=auth.bearer(request.headers.get("authorization")),
+            secret=request.cookies.get(auth.SESSION_COOKIE),
+            csrf_sent=request.headers.get(auth.CSRF_HEADER),
+            changes_state=request.method not in SAFE_METHODS,
+        )
+
+    def lookup(self, s: Session) -> Principal | None:
+        """Who presented these, if anyone; a bad token is 401 at once."""
+        if self.token:
+            user = auth.token_user(s, self.token)
             if user is None:
                 raise HTTPException(401, "invalid or revoked API token")
             return Principal(user, None)
-        secret = request.cookies.get(auth.SESSION_COOKIE)
-        found = auth.session_user(s, secret) if secret else None
-    return Principal(*found) if found else None
+        found = auth.session_user(s, self.secret) if self.secret else None
+        return Principal(*found) if found else None
+
+    def check(self, s: Session) -> Principal:
+        """The API's caller: 401 without a login, 403 for a cookie without its CSRF token."""
+        who = self.lookup(s)
+        if who is None:
+            raise HTTPException(401, "log in or send an API token", {"WWW-Authenticate": "Bearer"})
+        forged = self.changes_state and not auth.same(self.csrf_sent, who.session_csrf)
+        if who.session_csrf is not None and forged:
+            raise HTTPException(403, "missing or wrong CSRF token (X-CSRF-Token header)")
+        return who
+
+
+def identify(request: Request) -> Principal | None:
+    with database(request).read() as s:
+        return Credentials.of(request).lookup(s)
 
 
 def api_principal(request: Request) -> Principal:
-    who = identify(request)
-    if who is None:
-        raise HTTPException(401, "log in or send an API token", {"WWW-Authenticate": "Bearer"})
-    if who.session_csrf is not None and request.method not in SAFE_METHODS:
-        sent = request.headers.get(auth.CSRF_HEADER)
-        if not auth.same(sent, who.session_csrf):
-            raise HTTPException(403, "missing or wrong CSRF token (X-CSRF-Token header)")
-    return who
+    with database(request).read() as s:
+        return Credentials.of(request).check(s)
+
+
+async def credentials(request: Request) -> Credentials:
+    return Credentials.of(request)
 
 
 async def page_principal(request: Request) -> Principal:
@@ -91,6 +122,7 @@ def reviewer(who: Annotated[Principal, Depends(api_principal)]) -> Principal:
 
 
 ApiUser = Annotated[Principal, Depends(api_principal)]
+ApiCaller = Annotated[Credentials, Depends(credentials)]  # checked in the call's transaction
 ApiAdmin = Annotated[Principal, Depends(admin)]
 ApiReviewer = Annotated[Principal, Depends(reviewer)]
 PageUser = Annotated[Principal, Depends(page_principal)]
