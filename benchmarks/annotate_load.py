@@ -16,6 +16,10 @@ gets the equivalent workload: the same annotators, tasks and overlap (its
 ``--think`` is the mean time an annotator spends on an item between next and submit (and
 before the first next). 0 is a stress test: every annotator fires its next request the moment
 the last one returns, so latency is mostly queueing; 10 s is a fast human.
+
+Each run also says how much CPU the server processes and this client (which shares the
+machine with them) spent per submission, and the load average when it ended: on a shared
+machine the slowest requests are mostly waits for a core.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import asyncio
 import contextlib
 import os
 import random
+import resource
 import socket
 import subprocess
 import sys
@@ -56,6 +61,8 @@ class Run:
     submitted: int = 0
     errors: int = 0
     seconds: float = 0.0
+    server_cpu: float = 0.0  # seconds, all server processes
+    client_cpu: float = 0.0  # seconds, this process while it drove the load
 
 
 def pct(values: list[float], q: float) -> float:
@@ -72,6 +79,12 @@ def report(name: str, run: Run) -> None:
         print(f"{name}: {what} p50 {pct(values, 0.5):.1f} ms")
         print(f"{name}: {what} p99 {pct(values, 0.99):.1f} ms")
     print(f"{name}: errors {run.errors}")
+    if run.submitted and run.server_cpu:
+        per = 1000 / run.submitted
+        print(
+            f"{name}: CPU per submission (with its next) server {run.server_cpu * per:.1f} ms, "
+            f"client {run.client_cpu * per:.1f} ms; load average {os.getloadavg()[0]:.1f}"
+        )
 
 
 async def think(seconds: float) -> None:
@@ -141,8 +154,37 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 120) ->
     raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU of a process and its children (uvicorn's workers), from /proc."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if stat.parent.name == str(pid) or fields[1] == str(pid):
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measured(
+    server: tuple[str, int], tokens: list[str], project: str, seconds: float, pause: float
+) -> Run:
+    """``drive`` with the CPU that the server and this client spent meanwhile."""
+    url, pid = server
+    server0, client0 = cpu_seconds(pid), own_cpu()
+    run = asyncio.run(drive(url, tokens, project, seconds, pause))
+    run.server_cpu, run.client_cpu = cpu_seconds(pid) - server0, own_cpu() - client0
+    return run
+
+
 @contextlib.contextmanager
-def serve(db_url: str, workers: int) -> Iterator[str]:
+def serve(db_url: str, workers: int) -> Iterator[tuple[str, int]]:
     port = free_port()
     cmd = [sys.executable, "-m", "uvicorn", "--factory", "datamill.annotate.app:app_from_env"]
     cmd += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
@@ -150,7 +192,7 @@ def serve(db_url: str, workers: int) -> Iterator[str]:
     proc = subprocess.Popen(cmd, env={**os.environ, "DATAMILL_DB": db_url})
     try:
         wait_port(port, proc)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", proc.pid
     finally:
         proc.terminate()
         proc.wait(20)
@@ -258,7 +300,7 @@ def main() -> None:
                 tokens = setup(url, args.annotators, args.items, args.overlap)
                 workers = args.workers or (1 if kind == "sqlite" else 2)
                 with serve(url, workers) as server:
-                    run = asyncio.run(drive(server, tokens, "load", args.seconds, pause))
+                    run = measured(server, tokens, "load", args.seconds, pause)
                 over, lost = verify(url, args.overlap, run.submitted)
             name = f"datamill {kind} think {pause:g}s"
             report(name, run)
@@ -275,12 +317,15 @@ def main() -> None:
             results[ls_name] = ls.run
     summary = []
     for name, run in results.items():
+        p50 = max(pct(run.next_ms, 0.5), pct(run.submit_ms, 0.5))
         p99 = max(pct(run.next_ms, 0.99), pct(run.submit_ms, 0.99))
-        summary.append(f"{name} {run.submitted / run.seconds:.0f}/s p99 {p99:.0f} ms")
+        rate = run.submitted / run.seconds
+        summary.append(f"{name} {rate:.0f}/s p50 {p50:.0f} ms p99 {p99:.0f} ms")
     ours, theirs = results.get(f"datamill sqlite think {thinks[0]:g}s"), results.get(ls_name)
     if ours and theirs and theirs.submitted:
         ratio = (ours.submitted / ours.seconds) / (theirs.submitted / theirs.seconds)
         summary.append(f"throughput datamill/label-studio on SQLite {ratio:.1f}x")
+    summary.append(f"load average {os.getloadavg()[0]:.1f}")
     print("summary: " + "; ".join(summary))
 
 
