@@ -273,6 +273,8 @@ def test_the_band_index_answers_as_a_dict_would(
     needles = np.array(asked, np.uint64)
     order = np.argsort(needles, kind="stable") if presorted else None
     positions, found = index.lookup(needles, order)
+    top = (needles >> np.uint64(32)).astype(np.uint32)  # as workers send keys
+    assert np.array_equal(index.lookup(top, order)[1], found)
     assert positions.dtype == np.int64 and found.dtype == np.uint32
     got = sorted(zip(positions.tolist(), found.tolist(), strict=True))
     want = sorted((p, i) for p, key in enumerate(asked) for i in truth.get(key >> shift, []))

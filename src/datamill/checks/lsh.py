@@ -41,16 +41,17 @@ class BandIndex:
         self._filter = np.zeros(1 << (_FILTER_BITS - 3), np.uint8)
 
     def add(self, keys: np.ndarray, ids: np.ndarray, order: np.ndarray | None = None) -> None:
-        """Store each key with its id. ``order``, if known, sorts ``keys`` stably (and ids
-        do not decrease along ``keys``), which spares a sort."""
-        keys = keys.ravel()
+        """Store each key (uint64, or its top 32 bits as uint32) with its id. ``order``, if
+        known, sorts ``keys`` stably (and ids do not decrease along ``keys``), which spares
+        a sort."""
+        keys = _top(keys.ravel())
         if not len(keys):
             return
         byte, bit = _filter_bits(keys)
         self._filter[byte] |= bit  # of two bits in one byte, one may be lost: set it again
         lost = self._filter[byte] & bit == 0
         np.bitwise_or.at(self._filter, byte[lost], bit[lost])
-        packed = (keys >> np.uint64(32)) << np.uint64(32) | ids.ravel().astype(np.uint64)
+        packed = keys | ids.ravel().astype(np.uint64)
         run = packed[order] if order is not None else packed
         if order is None or (run[1:] < run[:-1]).any():  # keys unequal in their low bits
             run = np.sort(run)
@@ -67,7 +68,7 @@ class BandIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Every stored pair whose key is asked for: the position of the key in ``keys``
         and the text number stored under it. ``order``, if known, sorts ``keys``."""
-        keys = keys.ravel()
+        keys = _top(keys.ravel())
         byte, bit = _filter_bits(keys)
         maybe = self._filter[byte] & bit != 0
         if order is None:
@@ -75,7 +76,7 @@ class BandIndex:
             asked = asked[np.argsort(keys[asked], kind="stable")]  # sorted needles search faster
         else:
             asked = order[maybe[order]]
-        want = (keys[asked] >> np.uint64(32)) << np.uint64(32)
+        want = keys[asked]
         positions, found = [np.zeros(0, np.int64)], [np.zeros(0, np.uint32)]
         for run in self._runs:
             if not len(want):
@@ -96,6 +97,14 @@ class BandIndex:
     @property
     def nbytes(self) -> int:
         return self._filter.nbytes + sum(run.nbytes for run in self._runs)
+
+
+def _top(keys: np.ndarray) -> np.ndarray:
+    """Each key's top 32 bits, in place in a uint64. Keys may come as those bits alone
+    (uint32), as workers send them."""
+    if keys.dtype == np.uint32:
+        return keys.astype(np.uint64) << np.uint64(32)
+    return keys & ~_LOW32
 
 
 def _filter_bits(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

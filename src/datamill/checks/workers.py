@@ -63,7 +63,8 @@ def sketch_to_file(
     texts: list[str], how: Shingling, pairs_per_bucket: int, folder: str
 ) -> Sketched:
     """:func:`sketch_texts` in a worker, the hashes appended to the worker's own file in
-    ``folder`` rather than sent back: the parent reads those of the few texts it verifies."""
+    ``folder`` rather than sent back (the parent reads those of the few texts it
+    verifies), and only the top 32 bits of band keys (all the index uses) sent."""
     sketched = sketch_texts(texts, how, pairs_per_bucket)
     path = os.path.join(folder, str(os.getpid()))
     fd = _FILES.get(path)
@@ -73,7 +74,10 @@ def sketch_to_file(
     view = memoryview(sketched.hashes).cast("B")
     while view:
         view = view[os.write(fd, view) :]
-    return sketched._replace(hashes=_NONE, spilled=(path, offset))
+    order = sketched.order  # positions of keys: fewer bytes to send when they fit
+    small = order.astype(np.uint16) if len(order) <= 1 << 16 else order
+    keys = (sketched.keys >> np.uint64(32)).astype(np.uint32)  # the bits the index uses
+    return sketched._replace(keys=keys, hashes=_NONE, order=small, spilled=(path, offset))
 
 
 def keep_freed_memory() -> None:
