@@ -139,7 +139,7 @@ class Sketched(NamedTuple):
     each text's hashes begin), the order that sorts the band keys (flattened), and the
     pairs of texts of the batch that share a band key (see :func:`shared_pairs`). A worker
     writes the hashes to a file instead of sending them: ``spilled`` is then the file and
-    where in it they begin, and ``hashes`` is empty."""
+    where in it they begin, ``hashes`` is empty, and keys come as their top 32 bits."""
 
     keys: np.ndarray
     sizes: np.ndarray
