@@ -4,17 +4,20 @@ The key hashes the backend (kind, address, model), the messages, the sampling pa
 (seed included) and the output schema, so re-running a recipe never pays twice for the
 same call. SQLite in WAL mode: concurrent readers, one writer at a time, crash-safe.
 
-Answers are written in batches by a thread of their own, so a commit never stalls the
-event loop that is waiting for other answers. Until its batch is committed an answer is
-served from memory. A killed process loses at most the answers not yet committed: the
-batch being written and the one filling up (at most ``2 * batch``), which the next run
-asks for again; a full batch waits for the one before it, so no more pile up.
+Answers are written in batches by a thread of their own, started once and fed batch by
+batch, so a commit never stalls the event loop that is waiting for other answers (nor
+does starting a thread, which takes milliseconds on a busy machine). Until its batch is
+committed an answer is served from memory. A killed process loses at most the answers
+not yet committed: the batch being written and the one filling up (at most
+``2 * batch``), which the next run asks for again; a full batch waits for the one before
+it, so no more pile up.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import queue
 import sqlite3
 import threading
 import time
@@ -24,6 +27,9 @@ from datamill.llm.base import ChatRequest, Completion
 
 # Keys on disk depend on these exact bytes: any change to them voids every cache.
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+_IDLE = 10.0  # seconds without a batch after which the writer thread ends
 
 
 def cache_key(identity: str, request: ChatRequest) -> str:
@@ -56,7 +62,11 @@ class RequestCache:
         self._write_db = _connect(self.path)  # writes, from the writer thread only
         self._pending: dict[str, str] = {}  # filling up
         self._writing: dict[str, str] = {}  # handed to the writer, not committed yet
-        self._writer: threading.Thread | None = None
+        self._writer: threading.Thread | None = None  # started at a batch, ends when idle
+        self._writer_lock = threading.Lock()
+        self._batches: queue.SimpleQueue[dict[str, str] | None] = queue.SimpleQueue()
+        self._written = threading.Event()  # the last batch handed over is done with
+        self._busy = False  # a batch was handed over and not waited for yet
         self._error: BaseException | None = None
         self._last_flush = time.monotonic()
 
@@ -81,10 +91,32 @@ class RequestCache:
             return
         self._writing, self._pending = self._pending, {}
         self._last_flush = time.monotonic()
-        self._writer = threading.Thread(
-            target=self._write, args=(self._writing,), name="datamill-cache-writer", daemon=True
-        )
-        self._writer.start()
+        self._written.clear()
+        self._busy = True
+        with self._writer_lock:
+            if self._writer is None:
+                self._writer = threading.Thread(
+                    target=self._write_batches, name="datamill-cache-writer", daemon=True
+                )
+                self._writer.start()
+            self._batches.put(self._writing)
+
+    def _write_batches(self) -> None:
+        """Write the batches handed over; end once none has come for ``_IDLE`` seconds,
+        so that a cache nobody closes does not keep a thread (and itself) alive."""
+        while True:
+            try:
+                rows = self._batches.get(timeout=_IDLE)
+            except queue.Empty:
+                with self._writer_lock:
+                    if self._batches.empty():  # else a batch came meanwhile: write it
+                        self._writer = None
+                        return
+                continue
+            if rows is None:
+                return
+            self._write(rows)
+            self._written.set()
 
     def _write(self, rows: dict[str, str]) -> None:
         try:
@@ -98,9 +130,9 @@ class RequestCache:
 
     def _wait(self) -> None:
         """Wait for the write in progress; raise what it failed with, if it did."""
-        if self._writer is not None:
-            self._writer.join()
-            self._writer = None
+        if self._busy:
+            self._written.wait()
+            self._busy = False
             if self._error is None:
                 self._writing = {}
         if self._error is not None:
@@ -123,5 +155,11 @@ class RequestCache:
         try:
             self.flush()
         finally:
+            with self._writer_lock:
+                writer, self._writer = self._writer, None
+                if writer is not None:
+                    self._batches.put(None)
+            if writer is not None:
+                writer.join()
             self._db.close()
             self._write_db.close()
