@@ -24,7 +24,8 @@ virtualenv, benchmarks/.venv-dedup, on first use.
 Memory is the RSS high-water mark (getrusage ru_maxrss) of the contender's process, less
 its RSS once imports are done and before the first batch: what the deduplication itself
 holds and allocates. datamill's worker processes are reported apart (their largest
-high-water mark). datamill also runs on a quarter of the corpus to show how its memory
+high-water mark; workers forked from the contender count the pages they share with it).
+datamill also runs on a quarter of the corpus to show how its memory
 grows with the corpus, in bytes per added document.
 
 The machine may be shared: the load average is printed before, after each contender and
