@@ -282,3 +282,20 @@ def test_coding_plans_cover_every_pair_before_repeating() -> None:
     assert len(set(pairs[:6])) == 6 and pairs[6:] == pairs[:2]
     assert [s.seed for s in slots] == [1_000_003 + i for i in range(8)]
     assert coding.plan(["a", "b", "c"], ["easy", "hard"], 8, seed=1) == slots
+
+
+def test_math_schemas_cap_steps_and_strings_within_the_token_budget() -> None:
+    from pydantic import ValidationError
+
+    from datamill.generate.families.math_cot import WrittenProblem, solution_schema
+
+    solve, write = solution_schema(False, 512), solution_schema(True, 512)
+    spec = solve.model_json_schema()["properties"]
+    steps = spec["steps"]
+    assert steps["maxItems"] * steps["items"]["maxLength"] <= 2 * 512
+    assert "problem" not in spec and "problem" in write.model_json_schema()["properties"]
+    ok = {"steps": ["2 * 3 = 6"], "final_answer": "6", "problem": "p"}
+    assert isinstance(write.model_validate(ok), WrittenProblem)
+    with pytest.raises(ValidationError):
+        solve.model_validate({**ok, "steps": ["1 + 1 = 2"] * (steps["maxItems"] + 1)})
+    assert solution_schema(False, 512) is solve
