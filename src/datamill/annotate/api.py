@@ -120,16 +120,16 @@ def next_item(name: str, db: DB, caller: ApiCaller) -> Job:
 def do_submit(
     s: Session, assignment_id: int, user: Caller, answers: Any, timing: Timing, ip: str | None
 ) -> assign.Submitted:
-    assignment = service.get_assignment(s, assignment_id, user)
+    lease, item = assign.lock(s, assignment_id, user.id)
     now = utc_now()
-    lived = max(0.0, (now - assignment.leased_at).total_seconds())
+    lived = max(0.0, (now - lease.leased_at).total_seconds())
     seconds = lived if timing.seconds is None else min(timing.seconds, lived)
     measured = assign.Timing(
         seconds=seconds,
         typing_seconds=min(timing.typing_seconds, seconds),
         paste_events=timing.paste_events,
     )
-    return assign.submit(s, assignment, answers, measured, now=now, ip=ip)
+    return assign.submit_locked(s, lease, item, answers, measured, now=now, ip=ip)
 
 
 @router.post("/assignments/{assignment_id}/submit")

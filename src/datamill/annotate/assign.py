@@ -272,11 +272,12 @@ def get_lease(session: Session, assignment_id: int, user_id: int | None = None) 
     return Lease(*row)
 
 
-def _lock(session: Session, assignment: Any) -> tuple[Lease, Any]:
-    """The assignment and its item, re-read under row locks (assignment first, then item)."""
-    row = session.execute(_LOCK_LEASE, {"id": assignment.id}).first()
-    if row is None:
-        raise NotFound(f"no assignment {assignment.id}")
+def lock(session: Session, assignment_id: int, user_id: int | None = None) -> tuple[Lease, Any]:
+    """The assignment and its item, read under row locks (assignment first, then item);
+    with ``user_id``, only that user's (another's is NotFound, as if it did not exist)."""
+    row = session.execute(_LOCK_LEASE, {"id": assignment_id}).first()
+    if row is None or (user_id is not None and row.user_id != user_id):
+        raise NotFound(f"no assignment {assignment_id}")
     fresh = Lease(*row)
     item = session.execute(_LOCK_ITEM, {"item": fresh.item_id}).one()
     return fresh, item
@@ -316,8 +317,21 @@ def submit(
 ) -> Submitted:
     """Validate and store the answers of a leased assignment (anything with its ``id``),
     with quality flags and an audit row, in the caller's transaction."""
+    lease, item = lock(session, assignment.id)
+    return submit_locked(session, lease, item, answers, timing, now, ip)
+
+
+def submit_locked(
+    session: Session,
+    lease: Lease,
+    item: Any,
+    answers: object,
+    timing: Timing,
+    now: datetime | None = None,
+    ip: str | None = None,
+) -> Submitted:
+    """``submit`` for an assignment and item as ``lock`` returned them in this transaction."""
     now = now or utc_now()
-    lease, item = _lock(session, assignment)
     project = project_by_id(session, lease.project_id)
     taken = _take_back(lease, item, project)
     view = q.View.of(item.payload, lease.display_order)
@@ -354,7 +368,7 @@ def skip(
 ) -> Lease:
     """Give the item back unanswered; the user is not offered it again."""
     now = now or utc_now()
-    lease, item = _lock(session, assignment)
+    lease, item = lock(session, assignment.id)
     if lease.state in {"submitted", "skipped"}:
         raise Conflict(f"assignment {lease.id} is already {lease.state}")
     session.execute(_SET_STATE, {"assignment": lease.id, "new_state": "skipped"})
