@@ -38,6 +38,7 @@ class Rate:
     items: int
     seconds: float
     summary: dict[str, Any]
+    failures: dict[str, int]
 
     @property
     def per_minute(self) -> float:
@@ -51,6 +52,7 @@ class Rate:
             f"in {self.seconds:6.0f}s | parse failures {s['parse_failures']:>2}, rejected "
             f"{s['rejected']:>2}, call errors {s['call_errors']:>2} | verification failed "
             f"{s['verification_failed']:>2} | load {load}"
+            + (f" | {self.failures}" if self.failures else "")
         )
 
 
@@ -64,7 +66,8 @@ def run_family(family: str, n: int, samples: Path) -> Rate:
         first = next(iter(dataset.records(version.version)), None)
         if first is not None:
             (samples / f"{family}.json").write_text(first.model_dump_json(indent=2) + "\n")
-    return Rate(family, n, seconds, version.stats["summary"])  # type: ignore[arg-type]
+    stats = version.stats
+    return Rate(family, n, seconds, stats["summary"], stats["failures"])  # type: ignore[arg-type]
 
 
 def families() -> list[str]:
