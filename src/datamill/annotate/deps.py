@@ -39,6 +39,12 @@ def database(request: Request) -> Database:
     return request.app.state.db  # type: ignore[no-any-return]
 
 
+async def app_database(request: Request) -> Database:
+    """``database`` as a dependency: async, since it does no I/O (a plain function would
+    cost every request a hop to the thread pool and back)."""
+    return database(request)
+
+
 def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
@@ -126,4 +132,4 @@ ApiCaller = Annotated[Credentials, Depends(credentials)]  # checked in the call'
 ApiAdmin = Annotated[Principal, Depends(admin)]
 ApiReviewer = Annotated[Principal, Depends(reviewer)]
 PageUser = Annotated[Principal, Depends(page_principal)]
-DB = Annotated[Database, Depends(database)]
+DB = Annotated[Database, Depends(app_database)]
