@@ -23,7 +23,7 @@ import functools
 import math
 import random
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -118,7 +118,7 @@ def _pick_query(gold: bool, languages: bool) -> Any:
         ItemExpertise.item_id == I.c.id,
         ItemExpertise.tag.not_in(P("expertise", expanding=True)),
     )
-    query = select(I.c.id, I.c.payload, I.c.is_gold).where(
+    query = select(I.c.id, I.c.payload, I.c.is_gold, I.c.language).where(
         I.c.project_id == P("project"), I.c.is_gold == gold
     )
     if not gold:
@@ -145,6 +145,8 @@ class Lease:
     expires_at: datetime
     display_order: list[int]
     is_gold: bool
+    # The item's payload and language, when the lease was read with them (a new lease).
+    shown: tuple[dict[str, Any], str | None] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -195,8 +197,8 @@ def _want_gold(session: Session, project: Project | ProjectView, user: User | Ca
 
 def _pick(
     session: Session, project: Project | ProjectView, user: User | Caller, gold: bool
-) -> tuple[int, int, bool] | None:
-    """(item id, number of candidates, gold) of the best item for the user, row-locked."""
+) -> Any | None:
+    """The best item for the user (id, payload, is_gold, language), row-locked."""
     params = {
         "user": user.id,
         "project": project.id,
@@ -207,7 +209,7 @@ def _pick(
     row = session.execute(_pick_query(gold, bool(user.languages)), params).first()
     if row is None:
         return None
-    return row.id, len(row.payload.get("candidates", [])), row.is_gold
+    return row
 
 
 def own_lease(session: Session, project_id: int, user_id: int, now: datetime) -> Lease | None:
@@ -249,8 +251,8 @@ def next_item(
         picked = _pick(session, project, user, gold=not want_gold)
     if picked is None:
         return None
-    item_id, n_candidates, is_gold = picked
-    order = list(range(n_candidates))
+    item_id, payload, is_gold, language = picked
+    order = list(range(len(payload.get("candidates", []))))
     (rng or random).shuffle(order)
     expires = now + timedelta(seconds=project.lease_seconds)
     row = {"item_id": item_id, "user_id": user.id, "project_id": project.id, "state": "leased"}
@@ -258,9 +260,8 @@ def next_item(
     upsert = _upsert(session.get_bind().dialect.name)
     assignment_id = session.execute(upsert, row).scalar_one()
     session.execute(_TAKE, {"item": item_id})
-    return Lease(
-        assignment_id, item_id, user.id, project.id, "leased", now, expires, order, is_gold
-    )
+    lease = (assignment_id, item_id, user.id, project.id, "leased", now, expires, order, is_gold)
+    return Lease(*lease, shown=(payload, language))
 
 
 def get_lease(session: Session, assignment_id: int, user_id: int | None = None) -> Lease:

@@ -103,7 +103,10 @@ def item_for_annotator(
     An adjudication item (``adjudication.py``) also has its earlier answers, under
     ``review``, shown to reviewers and admins only (``reviewer``: whether the annotator is
     one; looked up when not given)."""
-    payload, language = session.execute(_SHOWN, {"item": assignment.item_id}).one()
+    shown = getattr(assignment, "shown", None)
+    if shown is None:
+        shown = session.execute(_SHOWN, {"item": assignment.item_id}).one()
+    payload, language = shown
     project = project_by_id(session, assignment.project_id)
     if reviewer is None:
         role = session.scalar(select(User.role).where(User.id == assignment.user_id))
