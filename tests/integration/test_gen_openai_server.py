@@ -104,5 +104,5 @@ def test_a_recipe_on_the_server(
     if check is not None:
         failed = sum(r.checks[check].passed is False for r in records)
         assert summary["verification"][check]["failed"] == failed  # type: ignore[index]
-    calls = sum(r.provenance.usage.calls for r in records if r.provenance.usage)
-    assert 0 < calls <= requests  # calls of failed items are in the engine's count only
+    # A record's usage counts every call behind it, answers rejected as invalid included.
+    assert sum(r.provenance.usage.calls for r in records if r.provenance.usage) > 0
