@@ -141,6 +141,10 @@ class RequestCache:
             self._writing = {}
             raise error
 
+    def start_flush(self) -> None:
+        """Start writing everything pending; ``flush`` waits until it is committed."""
+        self._hand_over()
+
     def flush(self) -> None:
         """Write everything pending and wait until it is committed."""
         self._hand_over()

@@ -193,6 +193,9 @@ class Engine:
                         yield await next_outcome()
                 while window:
                     yield await next_outcome()
+                if self.cache is not None:
+                    # Commit the last answers while the caller finishes its own work.
+                    self.cache.start_flush()
             finally:
                 for task in window:
                     task.cancel()
