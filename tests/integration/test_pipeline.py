@@ -70,6 +70,29 @@ def test_a_changed_stage_reruns_from_that_stage_on(tmp_path: Path) -> None:
     assert filtered.stage == "filter" and filtered.params["rules"] == ["length"]
 
 
+def test_an_edited_policy_or_calibration_file_reroutes(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    pipeline = load_pipeline(write(tmp_path, RECIPE))
+    with StubServer() as server:
+        backend = {"generator": BackendConfig(kind="openai", base_url=server.url, model="stub")}
+        run_pipeline(pipeline, out, overrides=backend)
+        (tmp_path / "policy.yaml").write_text(POLICY.replace("route: human", "route: reject"))
+        edited = run_pipeline(pipeline, out, overrides=backend)
+        calibration = {"reference": "mine", "items": 20, "kappa": 0.1, "accuracy": 0.5}
+        (tmp_path / "cal.json").write_text(json.dumps(calibration))
+        (tmp_path / "policy.yaml").write_text(POLICY + "calibration: cal.json\n")
+        calibrated = run_pipeline(pipeline, out, overrides=backend)
+        (tmp_path / "cal.json").write_text(json.dumps(calibration | {"kappa": 0.9}))
+        recalibrated = run_pipeline(pipeline, out, overrides=backend)
+        again = run_pipeline(pipeline, out, overrides=backend)
+    for run in (edited, calibrated, recalibrated):
+        assert [name for name, _ in run.steps] == ["route", "export"]
+    assert [name for name, _ in again.steps] == ["export"]
+    dataset = Dataset.open(out / "dataset")
+    outcomes = {r.decisions["route"].outcome for r in dataset.records(edited.version)}
+    assert outcomes == {"reject"}
+
+
 @pytest.mark.parametrize(
     ("stages", "message"),
     [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +13,23 @@ from datamill.recipe import Recipe
 from datamill.yamlfile import read_yaml, to_model
 
 
+def _digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None  # the step itself says what is wrong with the file
+
+
 class StepSpec(BaseModel):
     """One stage of the pipeline with its validated parameters."""
 
     name: str
     params: BaseModel
 
-    def key_params(self) -> dict[str, Any]:
-        return self.params.model_dump(mode="json")
+    def key_params(self, base: Path) -> dict[str, Any]:
+        """What decides the step's output: its parameters and the files it reads."""
+        files = {str(p): _digest(p) for p in self.params.reads(base)}  # type: ignore[attr-defined]
+        return self.params.model_dump(mode="json") | ({"_files": files} if files else {})
 
 
 class Pipeline(BaseModel):

@@ -108,7 +108,7 @@ def run_pipeline(
     state.finish(key, version)
     for step in pipeline.steps:
         stage = STAGES[step.name]
-        key = _key(key, step.name, step.key_params())
+        key = _key(key, step.name, step.key_params(pipeline.base))
         if stage.writes_version:
             found = state.done.get(key) or state.orphan(key, dataset, step.name, version)
             if found is not None:

@@ -44,6 +44,10 @@ class StepOutcome:
 class Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    def reads(self, base: Path) -> list[Path]:
+        """Files the step reads: when one changes, a resumed run makes the step again."""
+        return []
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -116,6 +120,18 @@ class RouteParams(Params):
     policy: Path
     project: str | None = None  # default: the policy's
     budget: int | None = Field(None, ge=0)  # default: the policy's
+
+    def reads(self, base: Path) -> list[Path]:
+        from datamill.route import load_policy
+
+        path = self.policy if self.policy.is_absolute() else base / self.policy
+        calibration = load_policy(path).calibration
+        if calibration is None:
+            return [path]
+        return [
+            path,
+            calibration.path if calibration.path.is_absolute() else path.parent / calibration.path,
+        ]
 
 
 @stage("route", RouteParams)
