@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from datamill.annotate import assign, cache, service
 from datamill.annotate.auth import Caller
 from datamill.annotate.deps import DB, ApiCaller, ApiUser, client_ip
-from datamill.annotate.errors import NotFound
+from datamill.annotate.errors import NotAMember, NotFound
 from datamill.annotate.models import utc_now
 
 router = APIRouter(prefix="/api", tags=["annotate"])
@@ -96,7 +96,7 @@ def lease_next(s: Session, name: str, user: Caller) -> assign.Lease | None:
         raise NotFound(f"no project {name!r}")
     try:
         return assign.next_item(s, project, user, utc_now())
-    except assign.NotAMember:
+    except NotAMember:
         if user.role != "admin":
             raise NotFound(f"no project {name!r}") from None  # as if it did not exist
         raise

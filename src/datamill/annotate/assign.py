@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from datamill.annotate import questions as q
 from datamill.annotate.auth import Caller
 from datamill.annotate.cache import ProjectView, project_by_id
-from datamill.annotate.errors import Conflict, Forbidden, NotFound
+from datamill.annotate.errors import Conflict, Forbidden, NotAMember, NotFound
 from datamill.annotate.models import (
     Assignment,
     AuditLog,
@@ -172,10 +172,6 @@ def _member(session: Session, project: Project | ProjectView, user: User | Calle
     missing = sorted(set(project.required_expertise) - set(user.expertise))
     if missing:
         raise Forbidden(f"project {project.name!r} needs expertise {', '.join(missing)}")
-
-
-class NotAMember(Forbidden):
-    """The user is not a member of the project (the API hides such a project: 404)."""
 
 
 def expire_leases(session: Session, project_id: int, now: datetime) -> int:

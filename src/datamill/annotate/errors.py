@@ -3,6 +3,7 @@
 AnnotateError (a DatamillError)
 ├── NotFound       404: no such user, project, item or assignment (or not yours to see)
 ├── Forbidden      403: not a member, lacks the expertise, inactive, wrong role
+│   └── NotAMember     not a member of the project (the API answers 404: it hides it)
 ├── Conflict       409: already submitted, lease taken by someone else, name taken
 └── AnswerError    422: an answer does not fit its question (names question and field)
 """
@@ -21,6 +22,10 @@ class NotFound(AnnotateError):
 
 
 class Forbidden(AnnotateError):
+    pass
+
+
+class NotAMember(Forbidden):
     pass
 
 
