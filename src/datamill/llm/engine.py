@@ -191,6 +191,10 @@ class Engine:
                     window.append(asyncio.create_task(call))
                     if len(window) >= 4 * self.concurrency:
                         yield await next_outcome()
+                    elif len(window) % self.concurrency == 0:
+                        # Filling the window: let the calls made so far start now rather
+                        # than after the whole window is made.
+                        await asyncio.sleep(0)
                 while window:
                     yield await next_outcome()
                 if self.cache is not None:
