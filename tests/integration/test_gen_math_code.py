@@ -10,6 +10,7 @@ from typing import Any, get_args
 import pytest
 
 from datamill import sandbox
+from datamill.generate.code_tests import verify
 from datamill.generate.families.domain_instructions import plan
 from datamill.generate.math_problems import Kind, make_problem
 from datamill.generate.packs import load_pack
@@ -185,6 +186,7 @@ def test_coding_tests_run_in_the_sandbox(tmp_path: Path) -> None:
     odd = by_difficulty["odd"].checks["tests_pass"]  # kept, with why it cannot pass
     assert odd.passed is False and odd.score == 0 and "not valid Python" in odd.details["problem"]
     assert all("SyntaxError" in f for f in odd.details["failures"])
+    assert by_difficulty["odd"].metadata["tests_passed"] == 0
     assert by_difficulty["odd"].response == "```python\ndef add(a, b) return a + b\n```"
     assert good.checks["tests_pass"].details["problem"] is None
     assert good.checks["tests_pass"].passed and good.checks["tests_pass"].score == 1
@@ -203,6 +205,16 @@ def test_coding_tests_run_in_the_sandbox(tmp_path: Path) -> None:
         assert record.metadata["tests"] == TESTS and record.metadata["tests_total"] == 3
         assert record.provenance.template == "coding-exercise"
     assert good.checks["tests_pass"].details["stdout"].startswith("<report> [null, null, null]")
+
+
+@pytest.mark.usefixtures("contained")
+def test_tests_that_verify_nothing_fail_the_verdict() -> None:
+    check = verify(ADD, "add", ["add(1, 2)", "assert True", "assert add(1, 2) == 3"], 3)
+    assert check.passed is False and check.score == 0
+    assert "is not one assert calling add()" in str(check.details["problem"])
+    assert check.details["failures"] == [None, None, None]  # they ran, and proved nothing
+    good = verify(ADD, "add", TESTS, 3)
+    assert good.passed and good.score == 1 and good.details["problem"] is None
 
 
 @pytest.mark.usefixtures("contained")
