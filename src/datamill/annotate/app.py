@@ -105,7 +105,10 @@ def create_app(
     """
     from datamill.annotate import api, api_admin, login, views, views_admin
 
-    database = db.connect(db_url)
+    # On PostgreSQL, as many pooled connections as request threads, all opened at start: one
+    # past the pool's size would be opened for a request and closed after it.
+    sqlite = db.normalise_url(db_url).get_backend_name() == "sqlite"
+    database = db.connect(db_url, **({} if sqlite else {"pool_size": threads}))
     if migrate:
         db.migrate(database.engine)
     app = FastAPI(
@@ -115,7 +118,7 @@ def create_app(
         docs_url=None,  # Swagger UI would load scripts from a CDN; the schema is enough
         redoc_url=None,
         openapi_url="/api/openapi.json",
-        lifespan=_threads(threads),
+        lifespan=_lifespan(threads, database),
     )
     app.state.db = SerialWrites(database) if database.is_sqlite else database
     app.state.secure_cookies = secure_cookies
@@ -131,10 +134,11 @@ def create_app(
     return app
 
 
-def _threads(n: int):  # type: ignore[no-untyped-def]
+def _lifespan(n: int, database: db.Database):  # type: ignore[no-untyped-def]
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = n
+        await anyio.to_thread.run_sync(database.warm, n)
         # What is loaded by now (modules, models, the app) lives as long as the process:
         # out of the collector's way, a full collection no longer scans those ~180,000
         # objects, which stopped every request for up to 200 ms.
