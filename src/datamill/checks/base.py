@@ -23,6 +23,9 @@ def text_of(record: Record, part: Part) -> str:
     if part == "response":
         return record.response or ""
     messages = record.prompt if part == "prompt" else record.messages
+    if len(messages) == 1:  # most imported texts: no join to build
+        (message,) = messages
+        return "" if message.role == "system" else message.content or ""
     return "\n".join(m.content or "" for m in messages if m.role != "system")
 
 
