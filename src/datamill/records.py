@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
@@ -137,7 +137,7 @@ class Decision(_Model):
 
 # Ids on disk depend on these exact bytes: any change to them changes every record's id.
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-# The quick path in _plain_message knows these fields; should Message gain one, every
+# The quick path in message_dict knows these fields; should Message gain one, every
 # message takes the slow path instead of losing the new field from the id.
 _FAST_MESSAGES = set(Message.model_fields) == {
     "role",
@@ -148,8 +148,9 @@ _FAST_MESSAGES = set(Message.model_fields) == {
 }
 
 
-def _plain_message(m: Message) -> dict[str, object]:
-    """``m.model_dump(mode="json", exclude_none=True)``, quicker for plain text turns."""
+def message_dict(m: Message) -> dict[str, Any]:
+    """``m.model_dump(mode="json", exclude_none=True)``, quicker for plain text turns (ids and
+    request bodies are built from it)."""
     if (
         _FAST_MESSAGES
         and m.content is not None
@@ -163,7 +164,7 @@ def _plain_message(m: Message) -> dict[str, object]:
 
 def content_id(messages: list[Message]) -> str:
     """A stable hash of the conversation: the same example always gets the same id."""
-    canonical = _CANONICAL.encode([_plain_message(m) for m in messages])
+    canonical = _CANONICAL.encode([message_dict(m) for m in messages])
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 

@@ -13,13 +13,10 @@ from typing import Any
 from datamill.records import Annotation, Record
 
 
-def response_row(
-    response: Any, record_id: str, is_gold: bool, annotator: str, display_order: list[Any]
-) -> dict[str, Any]:
-    """One response (a ``models.Response``) as the export writes it."""
+def shown_response(response: Any, annotator: str, display_order: list[Any]) -> dict[str, Any]:
+    """One response (a ``models.Response``) as a reviewer sees it."""
     return {
-        "response_id": response.id,
-        "record_id": record_id,
+        "id": response.id,
         "annotator": annotator,
         "answers": response.answers,
         "seconds": response.seconds,
@@ -27,9 +24,16 @@ def response_row(
         "paste_events": response.paste_events,
         "flags": response.flags,
         "display_order": display_order,
-        "gold": is_gold,
         "created_at": response.created_at.isoformat(),
     }
+
+
+def response_row(
+    response: Any, record_id: str, is_gold: bool, annotator: str, display_order: list[Any]
+) -> dict[str, Any]:
+    """One response as the export writes it: what a reviewer sees, with its record."""
+    row = shown_response(response, annotator, display_order)
+    return {"response_id": row.pop("id"), "record_id": record_id, **row, "gold": is_gold}
 
 
 def as_annotations(

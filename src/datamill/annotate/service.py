@@ -9,7 +9,6 @@ Items, as each role may see them (this module)
     get_assignment          an assignment of this user, or NotFound
     item_for_annotator      what an annotator is shown: no gold, no other responses
     item_for_reviewer       everything: gold answers and every response (reviewer, admin)
-    response_row            one response as a reviewer or an export sees it
     progress, annotator_progress        the admin dashboard
 Assignment (assign.py)
     next_item, submit, skip, Timing, expire_leases
@@ -56,6 +55,7 @@ from datamill.annotate.projects import (
     remove_member,
     set_user_active,
 )
+from datamill.annotate.rows import shown_response
 
 __all__ = [
     "BATCH",
@@ -78,7 +78,6 @@ __all__ = [
     "push_dataset",
     "push_records",
     "remove_member",
-    "response_row",
     "routed_to",
     "set_user_active",
     "skip",
@@ -128,21 +127,6 @@ def item_for_annotator(
     }
 
 
-def response_row(response: Response, annotator: str, display_order: list[Any]) -> dict[str, Any]:
-    """A response as reviewers and exports see it."""
-    return {
-        "id": response.id,
-        "annotator": annotator,
-        "answers": response.answers,
-        "seconds": response.seconds,
-        "typing_seconds": response.typing_seconds,
-        "paste_events": response.paste_events,
-        "flags": response.flags,
-        "display_order": display_order,
-        "created_at": response.created_at.isoformat(),
-    }
-
-
 def item_for_reviewer(session: Session, item_id: int, user: User) -> dict[str, Any]:
     """Everything about an item, for reviewers and admins of its project."""
     item = session.get(Item, item_id)
@@ -166,7 +150,7 @@ def item_for_reviewer(session: Session, item_id: int, user: User) -> dict[str, A
         "priority": item.priority,
         "is_gold": item.is_gold,
         "gold_answers": item.gold_answers,
-        "responses": [response_row(r, username, order) for r, username, order in rows],
+        "responses": [shown_response(r, username, order) for r, username, order in rows],
     }
 
 

@@ -11,7 +11,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from datamill.records import Message
+from datamill.records import Message, message_dict
 
 
 class ChatRequest(BaseModel):
@@ -38,21 +38,12 @@ class ChatRequest(BaseModel):
 
     def message_dicts(self) -> list[dict[str, Any]]:
         """The messages as JSON-ready dicts without their unset fields, as APIs take them."""
-        return [_message_dict(m) for m in self.messages]
+        return [message_dict(m) for m in self.messages]
 
 
 _SAMPLING_FIELDS = tuple(
     name for name in ChatRequest.model_fields if name not in {"messages", "json_schema"}
 )
-# The fast path below knows these fields; should Message gain one, every message takes the
-# slow path instead of losing the new field.
-_FAST_MESSAGES = set(Message.model_fields) == {
-    "role",
-    "content",
-    "name",
-    "tool_calls",
-    "tool_call_id",
-}
 
 
 _SCALARS = frozenset({int, float, str, bool})
@@ -66,19 +57,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list):
         return [_plain(v) for v in value]
     return value
-
-
-def _message_dict(message: Message) -> dict[str, Any]:
-    """``message.model_dump(mode="json", exclude_none=True)``, quicker for plain text turns."""
-    if (
-        _FAST_MESSAGES
-        and message.content is not None
-        and message.name is None
-        and message.tool_calls is None
-        and message.tool_call_id is None
-    ):
-        return {"role": message.role, "content": message.content}
-    return message.model_dump(mode="json", exclude_none=True)
 
 
 class Completion(BaseModel):
