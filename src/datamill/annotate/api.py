@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from datamill.annotate import assign, cache, service
+from datamill.annotate import assign, cache, service, slowlog
 from datamill.annotate.auth import Caller
 from datamill.annotate.deps import DB, ApiCaller, ApiUser, client_ip
 from datamill.annotate.errors import NotAMember, NotFound
@@ -108,19 +108,36 @@ def lease_next(s: Session, name: str, user: Caller) -> assign.Lease | None:
 )
 def next_item(name: str, db: DB, caller: ApiCaller) -> Job:
     """Lease the next item (the same one again while your lease on it lives)."""
+    phases = slowlog.Phases.start(caller.arrived)
+    slowlog.mark(phases, "thread")
     with db.write() as s:
+        s.connection()
+        slowlog.mark(phases, "conn")
         who = caller.check(s)
+        slowlog.mark(phases, "auth")
         lease = lease_next(s, name, who.user)
+        slowlog.mark(phases, "lease")
         if lease is None:
             return Response(status_code=204)  # type: ignore[return-value]
         reviewer = who.user.role in {"reviewer", "admin"}
-        return Job(**service.item_for_annotator(s, lease, reviewer))
+        job = Job(**service.item_for_annotator(s, lease, reviewer))
+        slowlog.mark(phases, "job")
+    slowlog.mark(phases, "commit")
+    slowlog.report(phases, "next")
+    return job
 
 
 def do_submit(
-    s: Session, assignment_id: int, user: Caller, answers: Any, timing: Timing, ip: str | None
+    s: Session,
+    assignment_id: int,
+    user: Caller,
+    answers: Any,
+    timing: Timing,
+    ip: str | None,
+    phases: slowlog.Phases | None = None,
 ) -> assign.Submitted:
     lease, item = assign.lock(s, assignment_id, user.id)
+    slowlog.mark(phases, "lock")
     now = utc_now()
     lived = max(0.0, (now - lease.leased_at).total_seconds())
     seconds = lived if timing.seconds is None else min(timing.seconds, lived)
@@ -137,10 +154,19 @@ def submit(
     assignment_id: int, body: Submission, db: DB, caller: ApiCaller, request: Request
 ) -> Receipt:
     """Answer a leased item; answers are checked against the project's questions."""
+    phases = slowlog.Phases.start(caller.arrived)
+    slowlog.mark(phases, "thread")
+    ip = client_ip(request)
     with db.write() as s:
+        s.connection()
+        slowlog.mark(phases, "conn")
         who = caller.check(s)
-        r = do_submit(s, assignment_id, who.user, body.answers, body.timing, client_ip(request))
-        return Receipt(response_id=r.id, flags=list(r.flags))
+        slowlog.mark(phases, "auth")
+        r = do_submit(s, assignment_id, who.user, body.answers, body.timing, ip, phases)
+        slowlog.mark(phases, "stmts")
+    slowlog.mark(phases, "commit")
+    slowlog.report(phases, "submit")
+    return Receipt(response_id=r.id, flags=list(r.flags))
 
 
 def do_skip(s: Session, assignment_id: int, user: Caller, ip: str | None) -> assign.Lease:

@@ -8,6 +8,7 @@ answering 401.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -59,6 +60,7 @@ class Credentials:
     secret: str | None
     csrf_sent: str | None
     changes_state: bool
+    arrived: float | None = None  # perf_counter() when read, for the slow-request log
 
     @classmethod
     def of(cls, request: Request) -> Credentials:
@@ -67,6 +69,7 @@ class Credentials:
             secret=request.cookies.get(auth.SESSION_COOKIE),
             csrf_sent=request.headers.get(auth.CSRF_HEADER),
             changes_state=request.method not in SAFE_METHODS,
+            arrived=time.perf_counter(),
         )
 
     def lookup(self, s: Session) -> Principal | None:
