@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import json
 import math
@@ -19,7 +20,7 @@ from datamill.quality.calibration import (
     position_bias,
     spearman,
 )
-from support import require, skip_or_fail
+from support import require
 
 
 @pytest.fixture(autouse=True)
@@ -110,7 +111,7 @@ def test_calibrate_ratings() -> None:
     assert figures["kappa_quadratic"] > 0.8
 
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "llmbar"
+LLMBAR = Path(__file__).resolve().parents[1] / "data" / "llmbar"
 
 
 @pytest.mark.parametrize(
@@ -118,9 +119,9 @@ SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "llmbar"
     [
         # Upstream's statistics.json: correct_False, correct_True, correct_both, equal,
         # kappa_agreement (between the two orders).
-        ("Natural/evaluators_GPT-4_Vanilla_result.json", (0.95, 0.96, 0.93, 0.95, 0.8977)),
+        ("Natural_evaluators_GPT-4_Vanilla_result.json.gz", (0.95, 0.96, 0.93, 0.95, 0.8977)),
         (
-            "Processed_MT-Bench/evaluators_GPT-4_Vanilla_NoRules_result.json",
+            "Processed_MT-Bench_evaluators_GPT-4_Vanilla_NoRules_result.json.gz",
             (0.795, 0.825, 0.745, 0.87, 0.7401),
         ),
     ],
@@ -128,10 +129,7 @@ SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "llmbar"
 def test_gpt4_verdicts_give_llmbars_published_figures(result: str, figures: tuple) -> None:
     """GPT-4's real verdicts on LLMBar, in both orders, through these functions, give the
     figures LLMBar published for them."""
-    path = SHARED / result
-    if not path.is_file():
-        skip_or_fail(f"{path} is missing (the shared data set beside the repository)")
-    rows = json.loads(path.read_text())
+    rows = json.loads(gzip.decompress((LLMBAR / result).read_bytes()))
     human = [int(r["label"]) for r in rows]
     shown = [int(r["results"][0]["swap = False"]["winner"]) for r in rows]
     swapped = [int(r["results"][0]["swap = True"]["winner"]) for r in rows]  # original terms
