@@ -19,7 +19,10 @@ the last one returns, so latency is mostly queueing; 10 s is a fast human.
 
 Each run also says how much CPU the server processes and this client (which shares the
 machine with them) spent per submission, and the load average when it ended: on a shared
-machine the slowest requests are mostly waits for a core.
+machine the slowest requests are mostly waits for a core. It also says how long the disk
+took to make an 8 kB append durable meanwhile (``fsync_probe.py``): every PostgreSQL commit
+waits for one such flush of its log, so the disk's stalls are PostgreSQL's slowest commits.
+Set ``DATAMILL_SLOW_MS=25`` to have the server log each slower request with its phases.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ import aiohttp
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
+from fsync_probe import Probe  # noqa: E402
+
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 QUESTIONS = [
     {"type": "label", "name": "verdict", "options": ["good", "bad"]},
@@ -63,6 +68,7 @@ class Run:
     seconds: float = 0.0
     server_cpu: float = 0.0  # seconds, all server processes
     client_cpu: float = 0.0  # seconds, this process while it drove the load
+    disk: str = ""  # the fdatasync probe's summary over the run
 
 
 def pct(values: list[float], q: float) -> float:
@@ -79,6 +85,8 @@ def report(name: str, run: Run) -> None:
         print(f"{name}: {what} p50 {pct(values, 0.5):.1f} ms")
         print(f"{name}: {what} p99 {pct(values, 0.99):.1f} ms")
     print(f"{name}: errors {run.errors}")
+    if run.disk:
+        print(f"{name}: disk meanwhile: {run.disk}")
     if run.submitted and run.server_cpu:
         per = 1000 / run.submitted
         print(
@@ -178,8 +186,11 @@ def measured(
     """``drive`` with the CPU that the server and this client spent meanwhile."""
     url, pid = server
     server0, client0 = cpu_seconds(pid), own_cpu()
-    run = asyncio.run(drive(url, tokens, project, seconds, pause))
-    run.server_cpu, run.client_cpu = cpu_seconds(pid) - server0, own_cpu() - client0
+    with Probe() as probe:
+        run = asyncio.run(drive(url, tokens, project, seconds, pause))
+    run.server_cpu = cpu_seconds(pid) - server0
+    run.client_cpu = own_cpu() - client0 - probe.cpu
+    run.disk = probe.summary()
     return run
 
 
