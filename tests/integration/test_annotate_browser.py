@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
-import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,22 +14,7 @@ from typing import Any
 import pytest
 from annotate_web import PASSWORD, free_port, live_server, records, seed
 
-from support import require, skip_or_fail
-
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    sync_api = require("playwright.sync_api", "pip install playwright (no browser download)")
-    require("fastapi", "pip install 'datamill[annotate]'")
-    if not shutil.which(CHROMIUM):
-        skip_or_fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ whose decision comes back naming the reviewer and how it was settled."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,21 +12,7 @@ from annotate_web import live_server
 from test_annotate_adjudication import annotated
 from test_annotate_browser import log_in
 
-from support import require, skip_or_fail
-
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    sync_api = require("playwright.sync_api", "pip install playwright (no browser download)")
-    if not shutil.which(CHROMIUM):
-        skip_or_fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield b
-        b.close()
 
 
 def style(page: Any, selector: str, prop: str) -> str:
