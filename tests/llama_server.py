@@ -14,7 +14,6 @@ request at a time and does not check the model name; it understands structured o
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -26,16 +25,10 @@ from pathlib import Path
 
 import pytest
 
-from support import require, skip_or_fail
+from support import free_port, require, skip_or_fail, stop
 
 MODEL = "smollm2"
 STARTUP_SECONDS = 180
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
@@ -65,12 +58,7 @@ def llama_server(log_dir: Path, n_ctx: int = 2048) -> Iterator[str]:
         wait_until_up(f"http://127.0.0.1:{port}/v1/models", proc, log)
         yield f"http://127.0.0.1:{port}/v1"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, 30)
 
 
 def wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:

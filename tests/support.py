@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import socket
+import subprocess
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -30,6 +32,23 @@ def require(module: str, why: str) -> ModuleType:
     except ImportError:
         skip_or_fail(f"{module} is not installed: {why}")
         raise
+
+
+def free_port() -> int:
+    """A loopback port free at the moment of asking."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def stop(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """Ask a server process to end; kill it if it has not within ``grace`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def skip_or_fail(reason: str) -> None:

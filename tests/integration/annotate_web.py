@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from support import chat, require, skip_or_fail
+from support import chat, free_port, require, skip_or_fail, stop
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 PASSWORD = "correct horse battery"
@@ -116,12 +116,6 @@ def seed(db_url: str, n_items: int = 4, hostile: bool = False, overlap: int = 2)
     return tokens
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def live_server(db_url: str, workers: int = 1) -> Iterator[str]:
     """``uvicorn`` serving the app on a free loopback port, in its own process."""
@@ -156,9 +150,4 @@ def live_server(db_url: str, workers: int = 1) -> Iterator[str]:
             raise RuntimeError("uvicorn did not start in 30 s")
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, 10)

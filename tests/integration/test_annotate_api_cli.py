@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import yaml
-from annotate_web import QUESTIONS, answers_for, free_port, records
+from annotate_web import QUESTIONS, answers_for, records
 
-from support import require
+from support import free_port, require
 
 ADMIN_PASSWORD = "first-start-password"
 

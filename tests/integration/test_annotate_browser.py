@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from annotate_web import PASSWORD, free_port, live_server, records, seed
+from annotate_web import PASSWORD, live_server, records, seed
+
+from support import free_port
 
 pytestmark = pytest.mark.slow
 
