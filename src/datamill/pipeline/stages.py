@@ -124,14 +124,9 @@ class RouteParams(Params):
     def reads(self, base: Path) -> list[Path]:
         from datamill.route import load_policy
 
-        path = self.policy if self.policy.is_absolute() else base / self.policy
-        calibration = load_policy(path).calibration
-        if calibration is None:
-            return [path]
-        return [
-            path,
-            calibration.path if calibration.path.is_absolute() else path.parent / calibration.path,
-        ]
+        path = base / self.policy
+        calibration = load_policy(path).calibration_path()
+        return [path] if calibration is None else [path, calibration]
 
 
 @stage("route", RouteParams)

@@ -52,24 +52,18 @@ def read_figures(path: Path) -> Figures:
     if not isinstance(raw, dict):
         raise InputError(str(path), None, None, "expected the JSON of datamill calibrate --out")
     source = str(raw.get("reference") or raw.get("dataset") or path.name)
+
+    def figures(block: dict[str, Any], kappa: str, accuracy: str) -> Figures:
+        items = block.get("items")
+        count = int(items) if isinstance(items, int | float) else None
+        return Figures(_figure(block, kappa), _figure(block, accuracy), count, source)
+
     for block in (raw, raw.get("pairwise")):
         if isinstance(block, dict) and ("kappa" in block or "accuracy" in block):
-            items = block.get("items")
-            return Figures(
-                _figure(block, "kappa"),
-                _figure(block, "accuracy"),
-                int(items) if isinstance(items, int | float) else None,
-                source,
-            )
+            return figures(block, "kappa", "accuracy")
     ratings = raw.get("ratings")
     if isinstance(ratings, dict):
-        items = ratings.get("items")
-        return Figures(
-            _figure(ratings, "kappa_quadratic"),
-            _figure(ratings, "pairwise_accuracy"),
-            int(items) if isinstance(items, int | float) else None,
-            source,
-        )
+        return figures(ratings, "kappa_quadratic", "pairwise_accuracy")
     raise InputError(str(path), None, None, "no kappa or accuracy: not a calibration file")
 
 
@@ -123,10 +117,9 @@ class Applied:
 
 def apply_calibration(policy: Policy) -> Applied:
     """The policy adjusted to its judge's measured calibration (see the module docstring)."""
-    spec = policy.calibration
-    if spec is None:
+    spec, path = policy.calibration, policy.calibration_path()
+    if spec is None or path is None:
         return Applied(policy, None, False, "")
-    path = spec.path if spec.path.is_absolute() else (policy.base or Path.cwd()) / spec.path
     figures = read_figures(path)
     short = shortfalls(figures, spec)
     if not short:

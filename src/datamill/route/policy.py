@@ -162,6 +162,12 @@ class Policy(_Strict):
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
         return f"policy:{self.name}@{hashlib.sha256(canonical.encode()).hexdigest()[:12]}"
 
+    def calibration_path(self) -> Path | None:
+        """The calibration file, if any; a relative path is from the policy's folder."""
+        if self.calibration is None:
+            return None
+        return (self.base or Path.cwd()) / self.calibration.path
+
     def pack_paths(self) -> list[Path]:
         base = self.base or Path.cwd()
         return [base / p for p in self.risk.packs]
