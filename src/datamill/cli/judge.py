@@ -168,26 +168,21 @@ def _reference(
 
 def _dataset(path: Path, version: int | None, question: str | None) -> dict[str, Any]:
     from datamill.quality.calibration import calibrate_ratings
-    from datamill.quality.judged import human_preference, pairwise_columns, rating_columns
+    from datamill.quality.judged import preferences, rating_columns
     from datamill.store import Dataset
 
     ds = Dataset.open(path)
-    asked = question or "preference"
-    pairs = pairwise_columns(ds.records(version), asked)
+    preferred = list(preferences(ds.records(version), question or "preference"))
     judge, human = rating_columns(ds.records(version), question or "rating")
-    if not pairs.human and not judge:
+    if not preferred and not judge:
         raise DatamillError(
             f"{path}: no record has both a judge result (checks judge or pairwise) and a human "
             f"answer to '{question or 'preference/rating'}'; name the question with --question"
         )
     figures: dict[str, Any] = {"dataset": str(path)}
-    if pairs.human:
-        both = [  # the records pairwise_columns kept, in its order
-            r
-            for r in ds.records(version)
-            if human_preference(r, asked) is not None and "pairwise" in r.checks
-        ]
-        cal, each = _each_judge(both, pairs.human, "human preferences")
+    if preferred:
+        records, humans = [r for r, _ in preferred], [h for _, h in preferred]
+        cal, each = _each_judge(records, humans, "human preferences")
         figures["pairwise"] = {**cal.as_dict(), "judges": each}
     if judge:
         ratings = calibrate_ratings(judge, human)

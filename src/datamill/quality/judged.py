@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from pydantic import JsonValue
@@ -122,16 +122,22 @@ def _number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def preferences(records: Iterable[Record], question: str) -> Iterator[tuple[Record, int]]:
+    """The records that have both a pairwise judge result and a human preference, each
+    with that preference."""
+    for record in records:
+        human = human_preference(record, question)
+        if human is not None and "pairwise" in record.checks:
+            yield record, human
+
+
 def pairwise_columns(
     records: Iterable[Record], question: str, judge_label: str | None = None
 ) -> PairwiseColumns:
     """Judge and human verdicts of the records that have both: the judges' combined
     verdict, or with ``judge_label`` that judge's own (None where its calls failed)."""
     columns = PairwiseColumns()
-    for record in records:
-        human = human_preference(record, question)
-        if human is None or "pairwise" not in record.checks:
-            continue
+    for record, human in preferences(records, question):
         if judge_label is None:
             judge, forward, reverse = judge_verdict(record)
         else:
