@@ -19,6 +19,7 @@ snapshots: ``Lease`` (an assignment row) and ``Submitted`` (a response row).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import random
@@ -32,12 +33,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from datamill.annotate import questions as q
+from datamill.annotate.audit import audit
 from datamill.annotate.auth import Caller
 from datamill.annotate.cache import ProjectView, project_by_id
 from datamill.annotate.errors import Conflict, Forbidden, NotAMember, NotFound
 from datamill.annotate.models import (
     Assignment,
-    AuditLog,
     Item,
     ItemExpertise,
     Project,
@@ -106,7 +107,6 @@ _ANSWERED = (
     .values(n_active=I.c.n_active + P("taken"), n_submitted=I.c.n_submitted + 1)
 )
 _RESPOND = Response.__table__.insert().returning(Response.__table__.c.id)
-_AUDIT = AuditLog.__table__.insert()
 
 
 @functools.cache
@@ -202,10 +202,7 @@ def _pick(
         "overlap": project.overlap,
         "languages": list(user.languages),
     }
-    row = session.execute(_pick_query(gold, bool(user.languages)), params).first()
-    if row is None:
-        return None
-    return row
+    return session.execute(_pick_query(gold, bool(user.languages)), params).first()
 
 
 def own_lease(session: Session, project_id: int, user_id: int, now: datetime) -> Lease | None:
@@ -260,22 +257,24 @@ def next_item(
     return Lease(*lease, shown=(payload, language))
 
 
-def get_lease(session: Session, assignment_id: int, user_id: int | None = None) -> Lease:
-    """An assignment; with ``user_id``, only that user's (another's is NotFound, as if it
-    did not exist)."""
-    row = session.execute(_LEASE, {"id": assignment_id}).first()
+def _own(row: Any, assignment_id: int, user_id: int | None) -> Lease:
+    """The lease of an assignment row, if it is there and (with ``user_id``) that user's."""
     if row is None or (user_id is not None and row.user_id != user_id):
         raise NotFound(f"no assignment {assignment_id}")
     return Lease(*row)
+
+
+def get_lease(session: Session, assignment_id: int, user_id: int | None = None) -> Lease:
+    """An assignment; with ``user_id``, only that user's (another's is NotFound, as if it
+    did not exist)."""
+    return _own(session.execute(_LEASE, {"id": assignment_id}).first(), assignment_id, user_id)
 
 
 def lock(session: Session, assignment_id: int, user_id: int | None = None) -> tuple[Lease, Any]:
     """The assignment and its item, read under row locks (assignment first, then item);
     with ``user_id``, only that user's (another's is NotFound, as if it did not exist)."""
     row = session.execute(_LOCK_LEASE, {"id": assignment_id}).first()
-    if row is None or (user_id is not None and row.user_id != user_id):
-        raise NotFound(f"no assignment {assignment_id}")
-    fresh = Lease(*row)
+    fresh = _own(row, assignment_id, user_id)
     item = session.execute(_LOCK_ITEM, {"item": fresh.item_id}).one()
     return fresh, item
 
@@ -295,13 +294,6 @@ def _take_back(assignment: Lease, item: Any, project: ProjectView) -> int:
             "annotator; take the next item"
         )
     return 1
-
-
-def _audit(
-    session: Session, user_id: int, action: str, target: str, details: Any, ip: Any, at: datetime
-) -> None:
-    row = {"user_id": user_id, "action": action, "target": target, "details": details or {}}
-    session.execute(_AUDIT, {**row, "ip": ip, "at": at})
 
 
 def submit(
@@ -356,7 +348,7 @@ def submit_locked(
         "created_at": now,
     }
     response_id = session.execute(_RESPOND, response).scalar_one()
-    _audit(session, lease.user_id, "submit", f"assignment:{lease.id}", {"flags": flags}, ip, now)
+    audit(session, lease.user_id, "submit", f"assignment:{lease.id}", {"flags": flags}, ip, now)
     return Submitted(response_id, lease.id, item.id, project.id, stored, flags)
 
 
@@ -371,15 +363,5 @@ def skip(
     session.execute(_SET_STATE, {"assignment": lease.id, "new_state": "skipped"})
     if lease.state == "leased":
         session.execute(_RELEASE, {"item": item.id, "n": 1})
-    _audit(session, lease.user_id, "skip", f"assignment:{lease.id}", None, ip, now)
-    return Lease(
-        lease.id,
-        lease.item_id,
-        lease.user_id,
-        lease.project_id,
-        "skipped",
-        lease.leased_at,
-        lease.expires_at,
-        lease.display_order,
-        lease.is_gold,
-    )
+    audit(session, lease.user_id, "skip", f"assignment:{lease.id}", None, ip, now)
+    return dataclasses.replace(lease, state="skipped")
