@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 import weakref
+from collections.abc import Callable
 from typing import IO
 
 import numpy as np
@@ -115,6 +116,26 @@ def _filter_bits(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
+def write_all(write: Callable[[memoryview], int], data: bytes | memoryview | np.ndarray) -> int:
+    """Write every byte of ``data`` (contiguous) with ``write``, which, unbuffered, may
+    take only part of them; the number of bytes."""
+    view = memoryview(data).cast("B")
+    size = len(view)
+    while view:
+        view = view[write(view) :]
+    return size
+
+
+def room(array: np.ndarray, used: int, needed: int) -> np.ndarray:
+    """``array``, or a copy of its first ``used`` items with room for ``needed``, grown by
+    a quarter more: little slack, few copies."""
+    if needed <= len(array):
+        return array
+    grown = np.zeros(needed * 5 // 4 + 1024, array.dtype)
+    grown[:used] = array[:used]
+    return grown
+
+
 class Spill:
     """Byte strings appended to a temporary file (unlinked at once, gone when closed) and
     read back by number; memory holds 8 bytes per string, where it ends."""
@@ -126,15 +147,10 @@ class Spill:
 
     def add(self, data: bytes | memoryview, ends: np.ndarray) -> None:
         """Strings in order: their bytes, one after another, and where each ends in them."""
-        if self.count + len(ends) >= len(self._ends):  # grow by a quarter: little slack
-            grown = np.zeros((self.count + len(ends)) * 5 // 4 + 1024, np.int64)
-            grown[: self.count + 1] = self._ends[: self.count + 1]
-            self._ends = grown
+        self._ends = room(self._ends, self.count + 1, self.count + 1 + len(ends))
         end = int(self._ends[self.count])
         self._ends[self.count + 1 : self.count + 1 + len(ends)] = end + np.asarray(ends)
-        view = memoryview(data).cast("B")
-        while view:  # an unbuffered write may take part of the bytes
-            view = view[self._file.write(view) :]
+        write_all(self._file.write, data)
         self.count += len(ends)
 
     def get(self, number: int) -> bytes:
@@ -173,20 +189,15 @@ class SketchStore:
         and byte where a worker wrote those hashes."""
         if spilled is None:  # the whole chunk, in one write
             file, base = 0, self._written
-            view = memoryview(np.ascontiguousarray(hashes, np.uint32)).cast("B")
-            self._written += len(view)
-            while view:  # an unbuffered write may take part of the bytes
-                view = view[self._own.write(view) :]
+            self._written += write_all(self._own.write, np.ascontiguousarray(hashes, np.uint32))
         else:
             file, base = self._open(spilled[0]), spilled[1]
         offsets = np.asarray(offsets)
         rows = np.arange(len(offsets) - 1) if rows is None else rows
-        if self.count + len(rows) > len(self._file):  # grow by a quarter: little slack
-            size = (self.count + len(rows)) * 5 // 4 + 1024
-            for name in ("_file", "_start", "_length"):
-                grown = np.zeros(size, getattr(self, name).dtype)
-                grown[: self.count] = getattr(self, name)[: self.count]
-                setattr(self, name, grown)
+        needed = self.count + len(rows)
+        self._file = room(self._file, self.count, needed)
+        self._start = room(self._start, self.count, needed)
+        self._length = room(self._length, self.count, needed)
         at = slice(self.count, self.count + len(rows))
         self._file[at] = file
         self._start[at] = base + 4 * offsets[rows]

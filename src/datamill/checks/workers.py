@@ -23,6 +23,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
+from datamill.checks.lsh import write_all
 from datamill.checks.shingles import Shingling, Sketched, sketch_texts
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
@@ -71,9 +72,7 @@ def sketch_to_file(
     if fd is None:
         fd = _FILES[path] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     offset = os.lseek(fd, 0, os.SEEK_END)  # only this process writes to it
-    view = memoryview(sketched.hashes).cast("B")
-    while view:
-        view = view[os.write(fd, view) :]
+    write_all(lambda view: os.write(fd, view), sketched.hashes)
     order = sketched.order  # positions of keys: fewer bytes to send when they fit
     small = order.astype(np.uint16) if len(order) <= 1 << 16 else order
     keys = (sketched.keys >> np.uint64(32)).astype(np.uint32)  # the bits the index uses
