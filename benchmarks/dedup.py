@@ -46,11 +46,14 @@ import asyncio
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from importlib.resources import files
+from itertools import islice
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -111,28 +114,27 @@ class Datamill:
         self.check = NearDup(
             threshold=THRESHOLD, ngram=NGRAM, num_perm=PERM, bands=BANDS, rows=ROWS
         )
-        self.loop = asyncio.new_event_loop()  # one for all batches, as in a pipeline
 
-    def prepare(self, start: int, texts: list[str]) -> object:
-        from datamill.records import Message, Provenance, Record
+    def dedup(self, texts: Iterator[str]) -> list[tuple[int, int]]:
+        async def scan() -> list[tuple[int, int]]:
+            found, number = [], 0
+            async for results in self.check.scan((str(i), t) for i, t in enumerate(texts)):
+                for result in results:
+                    if result.passed is False:
+                        found.append((number, int(result.details["duplicate_of"])))  # type: ignore[arg-type]
+                    number += 1
+            await self.check.aclose()
+            return found
 
-        source = Provenance(source="imported")
-        return [
-            Record(id=str(start + i), messages=[Message(role="user", content=t)], provenance=source)
-            for i, t in enumerate(texts)
-        ]
+        return asyncio.run(scan())
 
-    def process(self, start: int, records: object) -> list[tuple[int, int]]:
-        results = self.loop.run_until_complete(self.check.check_batch(records))  # type: ignore[arg-type]
-        return [
-            (start + i, int(r.details["duplicate_of"]))  # type: ignore[arg-type]
-            for i, r in enumerate(results)
-            if r.passed is False
-        ]
 
-    def close(self) -> None:
-        self.loop.run_until_complete(self.check.aclose())
-        self.loop.close()
+def batches(texts: Iterator[str]) -> Iterator[tuple[int, list[str]]]:
+    """Consecutive lists of BATCH texts, each with the number of its first."""
+    start = 0
+    while batch := list(islice(texts, BATCH)):
+        yield start, batch
+        start += len(batch)
 
 
 def shingle_strings(text: str) -> list[str]:
@@ -147,10 +149,10 @@ class Datasketch:
         self.lsh = MinHashLSH(threshold=THRESHOLD, num_perm=PERM, params=(BANDS, ROWS))
         self.kept: dict[int, object] = {}
 
-    def prepare(self, start: int, texts: list[str]) -> object:
-        return texts
+    def dedup(self, texts: Iterator[str]) -> list[tuple[int, int]]:
+        return [pair for start, batch in batches(texts) for pair in self.process(start, batch)]
 
-    def process(self, start: int, texts: list[str]) -> list[tuple[int, int]]:  # type: ignore[override]
+    def process(self, start: int, texts: list[str]) -> list[tuple[int, int]]:
         from datasketch import LeanMinHash, MinHash
 
         sets = [[s.encode() for s in shingle_strings(t)] for t in texts]
@@ -166,36 +168,30 @@ class Datasketch:
                 self.kept[start + i] = lean
         return found
 
-    def close(self) -> None:
-        pass
-
 
 class Rensa:
     def __init__(self) -> None:
         from rensa import RMinHashDeduplicator
 
-        self.dedup = RMinHashDeduplicator(
+        self.index = RMinHashDeduplicator(
             threshold=THRESHOLD, num_perm=PERM, use_lsh=True, num_bands=BANDS
         )
 
-    def prepare(self, start: int, texts: list[str]) -> object:
-        return texts
+    def dedup(self, texts: Iterator[str]) -> list[tuple[int, int]]:
+        return [pair for start, batch in batches(texts) for pair in self.process(start, batch)]
 
-    def process(self, start: int, texts: list[str]) -> list[tuple[int, int]]:  # type: ignore[override]
+    def process(self, start: int, texts: list[str]) -> list[tuple[int, int]]:
         from rensa import RMinHash
 
         found = []
         sketches = RMinHash.from_token_sets([shingle_strings(t) for t in texts], PERM, 42)
         for i, m in enumerate(sketches):
-            duplicates = self.dedup.get_duplicates(m)
+            duplicates = self.index.get_duplicates(m)
             if duplicates:
                 found.append((start + i, int(min(duplicates, key=int))))
             else:
-                self.dedup.add(str(start + i), m)
+                self.index.add(str(start + i), m)
         return found
-
-    def close(self) -> None:
-        pass
 
 
 CONTENDERS = {"datamill": Datamill, "datasketch": Datasketch, "rensa": Rensa}
@@ -210,19 +206,10 @@ def status(field: str, pid: int | str = "self") -> float:
     return 0.0
 
 
-def helpers(pid: int | str = "self") -> list[int]:
-    """The processes under this one (datamill's fork server and workers), while alive."""
-    pids = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/children") as f:
-            pids += [int(p) for p in f.read().split()]
-    return pids + [grandchild for child in pids for grandchild in helpers(child)]
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def children_cpu() -> float:
+    """CPU seconds of the child processes that have ended (datamill's workers, once shut)."""
+    times = os.times()
+    return times.children_user + times.children_system
 
 
 def contend(name: str, corpus: Path, out: Path, docs: int) -> None:
@@ -231,24 +218,16 @@ def contend(name: str, corpus: Path, out: Path, docs: int) -> None:
     Memory is read from /proc (VmHWM), not getrusage: ru_maxrss survives exec, so it
     would start at the benchmark's own size when the contender was spawned."""
     runner = CONTENDERS[name]()
-    base, seconds, cpu, found, start = status("VmRSS"), 0.0, 0.0, [], 0
+    base = status("VmRSS")
     with corpus.open() as f:
-        while start < docs:
-            texts = [f.readline().rstrip("\n") for _ in range(min(BATCH, docs - start))]
-            prepared = runner.prepare(start, texts)
-            began, used = time.perf_counter(), time.process_time()
-            found += runner.process(start, prepared)  # type: ignore[arg-type]
-            seconds += time.perf_counter() - began
-            cpu += time.process_time() - used
-            start += len(texts)
-    workers = helpers()
-    peaks = [status("VmHWM", pid) for pid in workers]
-    cpu += sum(cpu_seconds(pid) for pid in workers)
-    began = time.perf_counter()
-    runner.close()
-    seconds += time.perf_counter() - began
+        texts = (line.rstrip("\n") for line in islice(f, docs))
+        began, used, waited = time.perf_counter(), time.process_time(), children_cpu()
+        found = runner.dedup(texts)
+        seconds = time.perf_counter() - began
+        cpu = time.process_time() - used + children_cpu() - waited
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     result = {"seconds": seconds, "cpu": cpu, "docs": docs, "found": found}
-    result |= {"memory": status("VmHWM") - base, "workers": max(peaks, default=0.0)}
+    result |= {"memory": status("VmHWM") - base, "workers": workers}
     out.write_text(json.dumps(result))
 
 

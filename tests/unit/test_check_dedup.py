@@ -3,10 +3,11 @@ inputs, order and determinism; and the hashing, index and sketches underneath.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import re
-from itertools import pairwise
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from datamill.checks.shingles import (
     word_hashes,
 )
 from datamill.checks.sketches import shared_pairs, sorted_sets
-from datamill.checks.workers import chunks, spans
+from datamill.checks.workers import chunked
 from datamill.errors import DatamillError
 from datamill.records import CheckResult, Message, Provenance, Record
 from datamill.store import Dataset
@@ -333,17 +334,6 @@ def test_jaccard_of_sketches_is_what_sets_say(x: set[int], y: set[int], k: int) 
         assert got == sum(v in both for v in union) / len(union)
 
 
-def test_a_batch_for_workers_ends_in_smaller_chunks() -> None:
-    assert spans(0) == [] and spans(1) == [(0, 1)] and spans(700) == [(0, 512), (512, 700)]
-    sizes = [end - start for start, end in spans(4096)]
-    assert sizes == [512] * 7 + [256, 128, 128]
-    for count in (1023, 1024, 1500, 5000):
-        got = spans(count)
-        assert got[0][0] == 0 and got[-1][1] == count
-        assert all(a[1] == b[0] for a, b in pairwise(got))
-        assert max(end - start for start, end in got) <= 512
-
-
 def test_a_large_batch_in_workers_finds_what_one_process_finds() -> None:
     rng = random.Random(9)
     bases = [document(rng, rng.randrange(100, 150)) for _ in range(1200)]
@@ -374,11 +364,23 @@ def test_sketches_workers_wrote_outlive_the_workers() -> None:
     assert [v.details["duplicate_of"] for v in out] == ["a5", "a700"]
 
 
-def test_batches_split_by_count_and_by_characters() -> None:
-    assert chunks([]) == []
-    assert chunks(["a"] * 1100) == [(0, 512), (512, 1024), (1024, 1100)]
+def test_chunks_split_by_count_and_by_characters() -> None:
+    async def cut(texts: list[str]) -> list[tuple[int, int]]:
+        async def items() -> AsyncIterator[str]:
+            for text in texts:
+                yield text
+
+        spans, start = [], 0
+        async for group, chunk in chunked(items(), lambda t: t):
+            assert group == chunk
+            spans.append((start, start + len(chunk)))
+            start += len(chunk)
+        return spans
+
+    assert asyncio.run(cut([])) == []
+    assert asyncio.run(cut(["a"] * 1100)) == [(0, 512), (512, 1024), (1024, 1100)]
     big = "x" * (1 << 20)
-    assert chunks([big, "a", "b", big + big, "c"]) == [(0, 1), (1, 3), (3, 4), (4, 5)]
+    assert asyncio.run(cut([big, "a", "b", big + big, "c"])) == [(0, 1), (1, 3), (3, 4), (4, 5)]
 
 
 @settings(max_examples=80, deadline=None)
@@ -442,3 +444,46 @@ def test_a_duplicate_names_the_kept_text_whatever_its_id() -> None:
     assert out[0].passed is True
     assert [v.details["duplicate_of"] for v in out[1:4]] == [odd[1]] * 3
     assert out[4].passed is True
+
+
+def test_verdicts_stream_out_before_the_input_ends() -> None:
+    rng = random.Random(13)
+    texts = [document(rng, 20) for _ in range(8000)] + [document(rng, 20)] * 2
+    pulled = 0
+
+    async def records() -> AsyncIterator[Record]:
+        nonlocal pulled
+        for i, text in enumerate(texts):
+            pulled += 1
+            yield rec(text, id=str(i))
+
+    async def first_and_rest(check: NearDup) -> tuple[int, list[Record]]:
+        out = check.run(records())
+        first = await anext(out)
+        seen = pulled
+        rest = [r async for r in out]
+        await check.aclose()
+        return seen, [first, *rest]
+
+    seen, out = asyncio.run(first_and_rest(NearDup(workers=2)))
+    assert seen < len(texts) // 2  # a bounded window of records, not the whole input
+    assert [r.id for r in out] == [str(i) for i in range(len(texts))]
+    assert [r.id for r in out if r.checks["near_dup"].passed is False] == ["8001"]
+
+
+def test_plain_texts_get_the_verdicts_their_records_get() -> None:
+    rng = random.Random(14)
+    bases = [document(rng, 150) for _ in range(700)]
+    texts = bases + [variant(rng, b, 0.95) for b in bases[:40]]
+    random.Random(15).shuffle(texts)
+
+    async def scanned() -> list[CheckResult]:
+        check = NearDup(workers=2)
+        pairs = ((f"r{i}", t) for i, t in enumerate(texts))
+        out = [result async for results in check.scan(pairs) for result in results]
+        await check.aclose()
+        return out
+
+    got = asyncio.run(scanned())
+    assert got == verdicts(texts, workers=1)
+    assert sum(v.passed is False for v in got) == 40

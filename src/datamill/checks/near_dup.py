@@ -1,8 +1,10 @@
 """Near-duplicates by MinHash LSH over word n-grams: the first occurrence passes, a later
 text whose n-gram set overlaps an earlier one's by ``threshold`` (Jaccard) or more fails.
 
-Texts are shingled and hashed in worker processes, a chunk at a time (see
-:mod:`datamill.checks.shingles` and :mod:`datamill.checks.workers`); the parent keeps the
+Records stream through: texts are shingled and hashed in worker processes, a chunk at a
+time, a few chunks ahead of the one being judged, so that no batch boundary leaves the
+workers idle (see :mod:`datamill.checks.shingles` and :mod:`datamill.checks.workers`).
+:meth:`NearDup.scan` does the same for plain ``(id, text)`` pairs. The parent keeps the
 LSH buckets and verifies every LSH candidate on shingle sketches, so a bucket collision
 alone never fails a record. Only texts that pass are indexed: a duplicate is reported
 against a text that was kept. With ``reference``, another dataset's texts are indexed
@@ -21,8 +23,10 @@ speed, memory, precision and recall against datasketch and rensa.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
-from typing import get_args
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
+from operator import attrgetter, itemgetter
+from typing import TypeVar, get_args
 
 import numpy as np
 
@@ -30,12 +34,14 @@ from datamill.checks.base import BatchCheck, Part, text_of
 from datamill.checks.lsh import BandIndex, SketchStore, Spill, jaccard
 from datamill.checks.registry import register
 from datamill.checks.shingles import Shingling, Sketched
-from datamill.checks.workers import SketchPool
+from datamill.checks.workers import SketchPool, chunked
 from datamill.records import CheckResult, Record
 from datamill.store import Dataset
 
 MAX_CANDIDATES = 64  # verified per text, those sharing the most bands first
 MAX_WORKERS = 4
+
+T = TypeVar("T")
 
 
 def check_part(on: str) -> Part:
@@ -96,33 +102,64 @@ class NearDup(BatchCheck):
         self.hashing = SketchPool(self.how, self.workers, MAX_CANDIDATES)
 
     async def check_batch(self, records: Sequence[Record]) -> list[CheckResult]:
-        if self._reference_pending:
-            await self._index_reference()
-            self._reference_pending = False
-        ids: list[str] = []
-        results: list[CheckResult] = []
+        return [result async for _, results in self._verdicts(records) for result in results]
 
-        def read(start: int, end: int) -> list[str]:
-            texts = []
-            for record in records[start:end]:  # one visit to each record
-                ids.append(record.id)
-                texts.append(text_of(record, self.on))
-            return texts
+    async def run(self, records: AsyncIterator[Record]) -> AsyncIterator[Record]:
+        """The records with their verdicts, streaming: no batch boundary stalls the workers."""
+        async for chunk, results in self._verdicts(records):
+            for record, result in zip(chunk, results, strict=True):
+                yield record.with_check(self.name, result)
 
-        async for start, sketched in self.hashing.sketched(len(records), read):
-            results += self._judge(ids[start : start + len(sketched.sizes)], sketched)
-        return results
+    async def scan(
+        self, items: Iterable[tuple[str, str]] | AsyncIterable[tuple[str, str]]
+    ) -> AsyncIterator[list[CheckResult]]:
+        """Verdicts on plain ``(id, text)`` pairs, in order, a list per chunk of them."""
+        async for _, results in self._verdicts(items, text=itemgetter(1), key=itemgetter(0)):
+            yield results
 
     async def aclose(self) -> None:
         self.hashing.close()
 
-    async def _index_reference(self) -> None:
+    async def _verdicts(
+        self,
+        items: Iterable[T] | AsyncIterable[T],
+        text: Callable[[T], str] | None = None,
+        key: Callable[[T], str] = attrgetter("id"),
+    ) -> AsyncIterator[tuple[list[T], list[CheckResult]]]:
+        """Items (records, unless ``text`` and ``key`` say how to read them) and their
+        verdicts, a chunk at a time, in order."""
+        if self._reference_pending:
+            self._reference_pending = False
+            pairs = self._reference_items()
+            async for group, sketched in self._sketched(pairs, itemgetter(1)):
+                keep = np.flatnonzero(sketched.sizes)
+                self._add(sketched, keep, [group[i][0] for i in keep.tolist()])
+            self._in_reference = self._ids.count
+        async for group, sketched in self._sketched(items, text or self._text):
+            yield group, self._judge(list(map(key, group)), sketched)
+
+    async def _sketched(
+        self, items: Iterable[T] | AsyncIterable[T], text: Callable[[T], str]
+    ) -> AsyncIterator[tuple[list[T], Sketched]]:
+        """Chunks of items with their sketches, in order; the chunks after the one given
+        are hashed meanwhile."""
+        waiting: deque[list[T]] = deque()
+
+        async def texts() -> AsyncIterator[list[str]]:
+            async for group, chunk_texts in chunked(_aiter(items), text):
+                waiting.append(group)
+                yield chunk_texts
+
+        async for sketched in self.hashing.stream(texts()):
+            yield waiting.popleft(), sketched
+
+    def _text(self, record: Record) -> str:
+        return text_of(record, self.on)
+
+    def _reference_items(self) -> Iterator[tuple[str, str]]:
         assert self.reference is not None
         for ids, texts in reference_batches(self.reference, self.on, self.batch_size):
-            async for start, sketched in self.hashing.sketched(len(texts), _reader(texts)):
-                keep = np.flatnonzero(sketched.sizes)
-                self._add(sketched, keep, [ids[start + i] for i in keep])
-        self._in_reference = self._ids.count
+            yield from zip(ids, texts, strict=True)
 
     def _judge(self, ids: list[str], sketched: Sketched) -> list[CheckResult]:
         """Verdicts for one chunk, in order, against the index and the chunk's earlier
@@ -219,8 +256,13 @@ class NearDup(BatchCheck):
             self._ids.add(b"".join(encoded), np.cumsum(lengths))
 
 
-def _reader(texts: list[str]) -> Callable[[int, int], list[str]]:
-    return lambda start, end: texts[start:end]
+async def _aiter(items: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item
 
 
 def _within(pairs: np.ndarray) -> dict[int, list[int]]:

@@ -2,10 +2,12 @@
 
 Tokenising is the slow part of near-duplicate detection in Python, so nothing here makes a
 Python object per word: a batch of texts becomes one byte buffer, words are runs of bytes
-between separators, and each word's hash is a polynomial over its bytes, read off a prefix
-sum. Shingle hashes make MinHash signatures for the LSH band keys (a scatter-minimum, no
-sort), and the smallest ``sketch`` of each text's distinct shingle hashes are kept so that
-candidates can be verified on real shingles.
+between separators, and each word's hash is made from its bytes, read 8 at a time, by a
+cheap bijection. A shingle's hash sums its words' hashes times an odd constant per
+position; multiplication carries every bit upward, so the top 32 bits, all that is used,
+depend on every word. Shingle hashes make MinHash signatures for the LSH band keys (a
+scatter-minimum, no sort), and the smallest ``sketch`` of each text's distinct shingle
+hashes are kept so that candidates can be verified on real shingles.
 """
 
 from __future__ import annotations
@@ -36,6 +38,14 @@ def _fmix(h: np.ndarray) -> np.ndarray:
     h ^= h >> U64(33)
     h *= U64(0xC4CEB9FE1A85EC53)
     h ^= h >> U64(33)
+    return h
+
+
+def _scramble(h: np.ndarray) -> np.ndarray:
+    """A cheap bijection of 64-bit values (a multiply by an odd number, then a xor-shift),
+    in place: distinct words keep distinct hashes, with their bits spread over all 64."""
+    h *= U64(0x9E3779B97F4A7C15)
+    h ^= h >> U64(32)
     return h
 
 
@@ -85,11 +95,11 @@ def word_hashes(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     starts, ends = edges[0::2], edges[1::2]
     pieces = np.ndarray((len(buf) - 7,), "<u8", data, strides=(1,))
     lengths = ends - starts
-    acc = _fmix(lengths.astype(U64) * _P + (pieces[starts] & _LOW_BYTES[np.minimum(lengths, 8)]))
+    acc = _scramble(pieces[starts] & _LOW_BYTES[np.minimum(lengths, 8)])
     long, offset = np.flatnonzero(lengths > 8), 8
     while len(long):
         left = np.minimum(lengths[long] - offset, 8)
-        acc[long] = _fmix(acc[long] * _P + (pieces[starts[long] + offset] & _LOW_BYTES[left]))
+        acc[long] = _scramble(acc[long] * _P + (pieces[starts[long] + offset] & _LOW_BYTES[left]))
         offset += 8
         long = long[lengths[long] > offset]
     first_words = np.searchsorted(starts, np.cumsum(sizes + 1) - sizes)
@@ -119,7 +129,7 @@ def shingle_hashes(
             acc_short += np.where(ok, hashes[np.where(ok, first + t, 0)], U64(0)) * mix
         at = np.searchsorted(owners, short)
         acc, owners = np.insert(acc, at, acc_short), np.insert(owners, at, short)
-    return _fmix(acc), owners
+    return acc, owners
 
 
 @dataclass(frozen=True)

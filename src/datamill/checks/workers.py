@@ -18,8 +18,10 @@ import shutil
 import tempfile
 import threading
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from concurrent.futures import ProcessPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 
@@ -29,31 +31,32 @@ from datamill.checks.shingles import Shingling, Sketched, sketch_texts
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 CHUNK_TEXTS = 512  # texts per unit of work sent to a worker
 CHUNK_CHARS = 1 << 20  # and at most this many characters, unless one text is longer
-TAIL = (CHUNK_TEXTS // 2, CHUNK_TEXTS // 4, CHUNK_TEXTS // 4)  # a batch's last chunks
+AHEAD = 3  # chunks sent to each worker ahead of the one the parent waits for
+
+T = TypeVar("T")
 
 
-def chunks(texts: list[str]) -> list[tuple[int, int]]:
-    """Start and end of consecutive runs of texts small enough for one worker call: at most
-    CHUNK_TEXTS texts and CHUNK_CHARS characters, unless one text is longer."""
-    ends = np.cumsum(np.fromiter(map(len, texts), np.int64, len(texts)))
-    spans, start, used = [], 0, 0
-    while start < len(texts):
-        end = int(np.searchsorted(ends, used + CHUNK_CHARS, side="right"))
-        end = min(max(end, start + 1), start + CHUNK_TEXTS)
-        spans.append((start, end))
-        start, used = end, int(ends[end - 1])
-    return spans
-
-
-def spans(count: int) -> list[tuple[int, int]]:
-    """Start and end of consecutive runs of ``count`` texts for workers: CHUNK_TEXTS each,
-    and in a batch of two chunks or more, the last CHUNK_TEXTS cut into the smaller TAIL
-    chunks, so that little work is left for one process once the others are done."""
-    tail = list(TAIL) if count >= 2 * CHUNK_TEXTS else []
-    body = count - sum(tail)
-    sizes = [CHUNK_TEXTS] * (body // CHUNK_TEXTS) + [body % CHUNK_TEXTS] * (body % CHUNK_TEXTS > 0)
-    ends = np.cumsum(sizes + tail).tolist()
-    return list(zip([0, *ends], ends, strict=False))
+async def chunked(
+    items: AsyncIterable[T], text: Callable[[T], str]
+) -> AsyncIterator[tuple[list[T], list[str]]]:
+    """Consecutive runs of items small enough for one worker call, with their texts: at
+    most CHUNK_TEXTS texts and CHUNK_CHARS characters, unless one text is longer."""
+    group: list[T] = []
+    texts: list[str] = []
+    chars = 0
+    async for item in items:
+        value = text(item)
+        if texts and chars + len(value) > CHUNK_CHARS:
+            yield group, texts
+            group, texts, chars = [], [], 0
+        group.append(item)
+        texts.append(value)
+        chars += len(value)
+        if len(texts) == CHUNK_TEXTS:
+            yield group, texts
+            group, texts, chars = [], [], 0
+    if texts:
+        yield group, texts
 
 
 _FILES: dict[str, int] = {}  # in a worker: its file in each folder, open for appending
@@ -95,8 +98,8 @@ def keep_freed_memory() -> None:
 
 
 class SketchPool:
-    """:func:`sketch_texts` over chunks of a batch, in ``workers`` processes once they are
-    up (in process before, or with fewer than 2 workers or chunks)."""
+    """:func:`sketch_texts` over a stream of chunks of texts, in ``workers`` processes once
+    they are up (in process before, or with fewer than 2 workers or chunks)."""
 
     def __init__(self, how: Shingling, workers: int, pairs_per_bucket: int) -> None:
         self.how, self.workers, self.pairs_per_bucket = how, workers, pairs_per_bucket
@@ -106,29 +109,30 @@ class SketchPool:
         self._folder = ""  # where workers write hashes: made with the workers, gone after
         self.fork = True  # whether workers may fork from this process when it is safe
 
-    async def sketched(
-        self, count: int, read: Callable[[int, int], list[str]]
-    ) -> AsyncIterator[tuple[int, Sketched]]:
-        """Sketches of ``count`` texts, in consecutive chunks, in order; ``read(start, end)``
-        gives the texts from ``start`` to ``end``. Texts are read a chunk at a time and the
-        chunk sent at once, so that workers start on it while the next ones are read."""
+    async def stream(self, chunks: AsyncIterable[list[str]]) -> AsyncIterator[Sketched]:
+        """Sketches of each chunk of texts, in order, as the chunks come. Chunks go to the
+        workers as soon as they are read, up to AHEAD per worker before the oldest is
+        awaited, so that workers hash the next ones while the caller uses a sketch. The
+        first chunk is hashed in process: a stream of one chunk starts no workers."""
         args = (self.how, self.pairs_per_bucket)
-        if self.workers < 2 or count <= CHUNK_TEXTS or not self._ready():
-            for start in range(0, count, CHUNK_TEXTS):
-                texts = read(start, min(start + CHUNK_TEXTS, count))
-                for begin, end in chunks(texts):
-                    yield start + begin, sketch_texts(texts[begin:end], *args)
-            return
         loop = asyncio.get_running_loop()
-        pending = []
-        for start, stop in spans(count):
-            texts = read(start, stop)
-            for begin, end in chunks(texts):
-                part = texts[begin:end]
-                work = loop.run_in_executor(self.pool, sketch_to_file, part, *args, self._folder)
-                pending.append((start + begin, work))
-        for start, work in pending:
-            yield start, await work
+        pending: deque[list[str] | asyncio.Future[Sketched]] = deque()
+        source, more, first = aiter(chunks), True, True
+        while True:
+            while more and len(pending) < AHEAD * self.workers:
+                texts = await anext(source, None)
+                if texts is None:
+                    more = False
+                elif not first and self.workers >= 2 and self._ready():
+                    work = (sketch_to_file, texts, *args, self._folder)
+                    pending.append(loop.run_in_executor(self.pool, *work))
+                else:
+                    pending.append(texts)
+                first = False
+            if not pending:
+                return
+            head = pending.popleft()
+            yield sketch_texts(head, *args) if isinstance(head, list) else await head
 
     def start(self) -> None:
         """Start the workers now, if there are to be any, and wait until they are up."""
