@@ -1,5 +1,6 @@
 """Near-duplicates by MinHash LSH: verdicts around the threshold, reference pools, odd
-inputs, order and determinism; and the hashing, index and sketches underneath."""
+inputs, order and determinism; and the hashing and sketches underneath (the band index:
+test_lsh.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from datamill.checks import make_check, run_checks
-from datamill.checks.lsh import BandIndex, SketchStore, Spill, jaccard
+from datamill.checks.lsh import SketchStore, Spill, jaccard
 from datamill.checks.near_dup import NearDup
 from datamill.checks.shingles import (
     Shingling,
@@ -234,52 +235,6 @@ def test_words_are_the_same_wherever_they_sit_and_whatever_the_script() -> None:
     )
     assert normalise("नमस्ते दुनिया") == "नमस्ते दुनिया"  # vowel signs stay inside words
     assert normalise("Ｆｕｌｌ\u200bwidth — “quoted”") == "full width quoted "
-
-
-def test_the_band_index_finds_every_text_in_a_bucket_as_it_grows() -> None:
-    index, rng = BandIndex(), np.random.default_rng(0)
-    shared = np.uint64(12345)
-    for batch in range(20):
-        keys = rng.integers(1, 2**64, 100, dtype=np.uint64)
-        keys[0] = shared
-        index.add(keys, np.arange(batch * 100, batch * 100 + 100))
-    positions, found = index.lookup(np.array([shared, np.uint64(7 << 40)], dtype=np.uint64))
-    assert positions.tolist() == [0] * 20
-    assert sorted(found.tolist()) == list(range(0, 2000, 100))
-
-
-KEYS = st.sampled_from(
-    # a few keys, so that buckets fill; two agree on the top bits that the index compares
-    [1, 2**60, 2**63 + 5, 0xABCDEF0123456789, 0xABCDEF0123456789 ^ 0xFFF, 2**64 - 1]
-) | st.integers(0, 2**64 - 1)
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    st.lists(st.lists(KEYS, max_size=40), max_size=12),
-    st.lists(KEYS, max_size=20),
-    st.booleans(),
-)
-def test_the_band_index_answers_as_a_dict_would(
-    batches: list[list[int]], asked: list[int], presorted: bool
-) -> None:
-    index, truth, number, shift = BandIndex(), {}, 0, 64 - BandIndex.KEY_BITS
-    for batch in batches:
-        ids = np.arange(number, number + len(batch))
-        keys = np.array(batch, np.uint64)
-        index.add(keys, ids, np.argsort(keys, kind="stable") if presorted else None)
-        for key, i in zip(batch, ids.tolist(), strict=True):
-            truth.setdefault(key >> shift, []).append(i)
-        number += len(batch)
-    needles = np.array(asked, np.uint64)
-    order = np.argsort(needles, kind="stable") if presorted else None
-    positions, found = index.lookup(needles, order)
-    top = (needles >> np.uint64(32)).astype(np.uint32)  # as workers send keys
-    assert np.array_equal(index.lookup(top, order)[1], found)
-    assert positions.dtype == np.int64 and found.dtype == np.uint32
-    got = sorted(zip(positions.tolist(), found.tolist(), strict=True))
-    want = sorted((p, i) for p, key in enumerate(asked) for i in truth.get(key >> shift, []))
-    assert got == want
 
 
 def test_spilled_strings_and_sketches_come_back_as_they_went() -> None:

@@ -1,24 +1,31 @@
-"""What near-duplicate detection remembers: LSH buckets in memory, sketches on disk.
+"""What near-duplicate detection remembers: LSH buckets, and where sketches and ids lie.
 
-A kept text costs 8 bytes per band in memory (128 bytes with the default 16 bands; the
-index also keeps a fixed 8 MB filter), 14 bytes for where its sketch lies in a file and 8
-for where its id does. The shingle sketches themselves (4 bytes a shingle) are in files
-the workers wrote, or in a temporary file unlinked on creation, as are the ids; they are
-read back only for the few LSH candidates that need verifying.
+The index keeps a fixed 8 MB filter of its keys and sorted runs of (band key, text
+number) pairs, 8 bytes a pair (128 bytes a text with the default 16 bands): the shorter
+runs in memory, under twice a budget in all (8 MB by default), the longer ones in
+temporary files (unlinked on creation) mapped read-only, so that their pages are the
+kernel's page cache, which it drops under pressure, not the process's heap. Memory holds
+14 bytes a kept text for where its sketch lies in a file and 8 for where its id does.
+The shingle sketches themselves (4 bytes a shingle) are in files the workers wrote, or
+in a temporary file unlinked on creation, as are the ids; they are read back only for
+the few LSH candidates that need verifying.
 """
 
 from __future__ import annotations
 
+import contextlib
+import mmap
 import os
 import tempfile
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO
 
 import numpy as np
 
 _LOW32 = np.uint64(0xFFFFFFFF)
 _FILTER_BITS = 26  # a bit per value of a key's top 26 bits: 8 MB, whatever the texts
+_MERGE_CHUNK = 1 << 18  # pairs taken from the runs at a time when a merge goes to a file
 
 
 class BandIndex:
@@ -26,20 +33,27 @@ class BandIndex:
 
     Each pair is one uint64, the top 32 bits of the key above the text number. Pairs are
     kept in sorted runs, each at least twice as long as the next: a batch of new pairs is a
-    run of its own, and the last two runs merge while they break that rule (a binary
-    counter), so a pair is copied about log2(pairs / batch) times in all and there are as
-    many runs. A lookup is a binary search in each run, for the keys that pass a filter
-    first: one bit per value of a key's top 26 bits, set for every stored key, so that most
-    keys of a new text, stored nowhere, cost one memory read. Keys that agree on their top
-    32 bits are taken as equal: the rare stranger this lets in is a candidate that fails
-    verification.
+    run of its own, and the last runs that break that rule merge, in one pass (a binary
+    counter's carry), so a pair is copied at most log2(pairs / batch) times in all (about
+    half that on average) and there are at most as many runs. Runs of up to
+    ``memory_pairs`` pairs are arrays in memory, under twice that in all; a longer one is
+    written to a temporary file in ``folder`` (the default temporary folder if None), a
+    bounded chunk at a time, and mapped read-only: a binary search in it costs what one in
+    memory does once its pages are cached, and those pages are the kernel's to drop. A
+    lookup is a binary search in each run, for the keys that pass a filter first: one bit
+    per value of a key's top 26 bits, set for every stored key, so that most keys of a new
+    text, stored nowhere, cost one memory read. Keys that agree on their top 32 bits are
+    taken as equal: the rare stranger this lets in is a candidate that fails verification.
     """
 
     KEY_BITS = 32  # the top bits of a key that count
 
-    def __init__(self) -> None:
+    def __init__(self, memory_pairs: int = 1 << 20, folder: str | None = None) -> None:
         self._runs: list[np.ndarray] = []  # longest first
+        self._maps: list[mmap.mmap | None] = []  # the file each run is mapped from, if any
         self._filter = np.zeros(1 << (_FILTER_BITS - 3), np.uint8)
+        self._memory_pairs, self._folder = memory_pairs, folder
+        self._closing = weakref.finalize(self, _release_all, self._runs, self._maps)
 
     def add(self, keys: np.ndarray, ids: np.ndarray, order: np.ndarray | None = None) -> None:
         """Store each key (uint64, or its top 32 bits as uint32) with its id. ``order``, if
@@ -56,12 +70,25 @@ class BandIndex:
         run = packed[order] if order is not None else packed
         if order is None or (run[1:] < run[:-1]).any():  # keys unequal in their low bits
             run = np.sort(run)
-        runs = self._runs
+        runs, maps = self._runs, self._maps
         runs.append(run)
-        while len(runs) > 1 and len(runs[-2]) < 2 * len(runs[-1]):
-            merged = np.concatenate(runs[-2:])
-            del runs[-2:]  # freed before the merge, which sorts in place
-            merged.sort(kind="stable")  # of two sorted runs: a merge
+        maps.append(None)
+        del run, packed
+        merging, size = 1, len(runs[-1])  # the last runs that merge, all at once
+        while merging < len(runs) and len(runs[-merging - 1]) < 2 * size:
+            size += len(runs[-merging - 1])
+            merging += 1
+        if size > self._memory_pairs:  # to a file
+            merged, to = self._write(_merged(runs[-merging:]))
+            del runs[-merging:]
+            for old in maps[-merging:]:
+                _release(old)
+            maps[-merging:] = [to]
+            runs.append(merged)
+        elif merging > 1:  # in memory
+            merged = np.concatenate(runs[-merging:])
+            del runs[-merging:], maps[-merging + 1 :]  # freed before the merge, in place
+            merged.sort(kind="stable")  # of sorted runs: merges
             runs.append(merged)
 
     def lookup(
@@ -97,7 +124,60 @@ class BandIndex:
 
     @property
     def nbytes(self) -> int:
-        return self._filter.nbytes + sum(run.nbytes for run in self._runs)
+        """Bytes held in memory: the filter and the runs not in files."""
+        held = (run.nbytes for run, to in zip(self._runs, self._maps, strict=True) if to is None)
+        return self._filter.nbytes + sum(held)
+
+    @property
+    def disk_bytes(self) -> int:
+        """Bytes of the runs in files."""
+        return sum(len(to) for to in self._maps if to is not None)
+
+    def close(self) -> None:
+        """Unmap and delete the index's files; it is empty afterwards."""
+        self._closing()
+
+    def _write(self, chunks: Iterable[np.ndarray]) -> tuple[np.ndarray, mmap.mmap]:
+        """A run written chunk by chunk to a new temporary file, mapped from it, and the
+        map (which keeps the file until it is closed)."""
+        with tempfile.TemporaryFile(buffering=0, dir=self._folder) as file:
+            size = sum(write_all(file.write, chunk) for chunk in chunks)
+            to = mmap.mmap(file.fileno(), size, access=mmap.ACCESS_READ)
+        return np.frombuffer(to, np.uint64), to
+
+
+def _merged(runs: list[np.ndarray], chunk: int = _MERGE_CHUNK) -> Iterator[np.ndarray]:
+    """Sorted runs as one, a bounded chunk at a time: of the next ``chunk`` pairs of each
+    (together), those up to the least of their last ones, sorted; then the rest of the
+    last run left."""
+    runs, chunk = list(runs), max(chunk // len(runs), 1)
+    while len(runs) > 1:
+        heads = [run[:chunk] for run in runs]
+        pivot = min(head[-1] for head in heads)  # one head at least is taken whole
+        taken = [head[: np.searchsorted(head, pivot, side="right")] for head in heads]
+        runs = [run[len(head) :] for run, head in zip(runs, taken, strict=True)]
+        runs = [run for run in runs if len(run)]
+        merged = np.concatenate(taken)
+        del heads, taken
+        merged.sort(kind="stable")  # of sorted runs: merges
+        yield merged
+    for start in range(0, len(runs[0]) if runs else 0, chunk):
+        yield runs[0][start : start + chunk]
+
+
+def _release(to: mmap.mmap | None) -> None:
+    """Unmap a run's file (and so delete it), unless an array still uses the map: it
+    goes with the last such array."""
+    if to is not None:
+        with contextlib.suppress(BufferError):
+            to.close()
+
+
+def _release_all(runs: list[np.ndarray], maps: list[mmap.mmap | None]) -> None:
+    runs.clear()
+    for to in maps:
+        _release(to)
+    maps.clear()
 
 
 def _top(keys: np.ndarray) -> np.ndarray:
@@ -171,7 +251,7 @@ class SketchStore:
         self._own = tempfile.TemporaryFile(buffering=0)  # noqa: SIM115 (lives with self)
         self._written = 0  # bytes in the store's own file
         self._fds, self._paths = [self._own.fileno()], {"": 0}
-        self._closing = weakref.finalize(self, _close, self._fds, self._own)
+        self._closing = weakref.finalize(self, _close_store, self._fds, self._own)
         self._file = np.zeros(1024, np.uint16)
         self._start = np.zeros(1024, np.int64)
         self._length = np.zeros(1024, np.uint32)
@@ -230,7 +310,7 @@ class SketchStore:
         return self._file.nbytes + self._start.nbytes + self._length.nbytes
 
 
-def _close(fds: list[int], own: IO[bytes]) -> None:
+def _close_store(fds: list[int], own: IO[bytes]) -> None:
     for fd in fds[1:]:
         os.close(fd)
     own.close()
