@@ -9,24 +9,27 @@ exact Jaccard of each injected pair; a pair is a duplicate when it is at least 0
 reported pair is scored against it (precision: share of reported pairs that are true;
 recall: share of true pairs reported).
 
-Each contender reads the corpus from a file in batches of 4096 in its own process and is
-timed on the processing of each batch, end to end: tokenising, shingling, hashing, LSH
-and verification of candidates. All use 5-grams, 128 permutations, 16 bands x 8 rows and
-keep only texts that pass in their index:
-- datamill: NearDup.check_batch over Records (built outside the timed part), its default
-  workers (one process per core);
-- datasketch: MinHash.bulk and MinHashLSH, candidates verified on estimated Jaccard;
-- rensa: R-MinHash from the same 5-gram strings and its RMinHashDeduplicator (LSH plus
-  its own similarity check), one thread.
+Each contender reads the corpus, a line a document, in its own process, and is timed
+from its first line to its last verdict, end to end: reading, tokenising, shingling,
+hashing, LSH and verification of candidates. All use 5-grams, 128 permutations, 16 bands
+x 8 rows and keep only texts that pass in their index:
+- datamill: NearDup.scan over (id, text) pairs as they are read, streaming, with its
+  default workers (one process per core);
+- datasketch: batches of 4096, MinHash.bulk and MinHashLSH, candidates verified on
+  estimated Jaccard;
+- rensa: batches of 4096, R-MinHash from the same 5-gram strings and its
+  RMinHashDeduplicator (LSH plus its own similarity check), one thread.
 datasketch and rensa are not datamill dependencies: they are installed into their own
-virtualenv, benchmarks/.venv-dedup, on first use.
+virtualenv, benchmarks/.venv-dedup, on first use. CPU time counts the worker processes.
 
-Memory is the RSS high-water mark (getrusage ru_maxrss) of the contender's process, less
-its RSS once imports are done and before the first batch: what the deduplication itself
-holds and allocates. datamill's worker processes are reported apart (their largest
-high-water mark; workers forked from the contender count the pages they share with it).
-datamill also runs on a quarter of the corpus to show how its memory
-grows with the corpus, in bytes per added document.
+Memory is the contender's anonymous memory (RssAnon: heap and the like), sampled every 5
+ms from outside, at its peak, less what it held once imports were done: what the
+deduplication itself holds. Pages of files the process maps (datamill keeps the older
+part of its LSH index in files) are page cache the kernel can drop and read again; the
+resident high-water mark with them is printed too. datamill's worker processes are
+reported apart (the largest anonymous memory of one; workers forked from the contender
+count the pages they share with it). datamill also runs on a quarter of the corpus to
+show how its memory grows with the corpus, in bytes per added document.
 
 Each contender runs ``--repeat`` times (3), the runs interleaved round by round; the
 fastest run's figures count and every run's rate is printed. The machine may be shared:
@@ -46,7 +49,6 @@ import asyncio
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -218,16 +220,15 @@ def contend(name: str, corpus: Path, out: Path, docs: int) -> None:
     Memory is read from /proc (VmHWM), not getrusage: ru_maxrss survives exec, so it
     would start at the benchmark's own size when the contender was spawned."""
     runner = CONTENDERS[name]()
-    base = status("VmRSS")
+    base, anon_base = status("VmRSS"), status("RssAnon")
     with corpus.open() as f:
         texts = (line.rstrip("\n") for line in islice(f, docs))
         began, used, waited = time.perf_counter(), time.process_time(), children_cpu()
         found = runner.dedup(texts)
         seconds = time.perf_counter() - began
         cpu = time.process_time() - used + children_cpu() - waited
-    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     result = {"seconds": seconds, "cpu": cpu, "docs": docs, "found": found}
-    result |= {"memory": status("VmHWM") - base, "workers": workers}
+    result |= {"anon_base": anon_base, "resident": status("VmHWM") - base}
     out.write_text(json.dumps(result))
 
 
@@ -241,11 +242,42 @@ def bench_python(install: bool) -> Path | None:
     return python if python.exists() else None
 
 
+def children(pid: int) -> list[int]:
+    """The processes started by this one (datamill's workers), while alive."""
+    pids = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                pids += [int(p) for p in f.read().split()]
+    except OSError:  # gone meanwhile
+        pass
+    return pids
+
+
+def anon(pid: int) -> float:
+    """The anonymous memory a process holds now, in MB (0 once it is gone)."""
+    try:
+        return status("RssAnon", pid)
+    except OSError:
+        return 0.0
+
+
 def run(python: Path | str, name: str, corpus: Path, docs: int) -> dict:
+    """One contender in a process of its own; its anonymous memory is sampled from here
+    every 5 ms (a sampling thread in it would change how datamill starts its workers)."""
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         command = [str(python), __file__, "--contend", name, str(corpus), out.name, str(docs)]
-        subprocess.run(command, check=True)
-        return json.loads(Path(out.name).read_text()) | {"load": os.getloadavg()[0]}
+        process = subprocess.Popen(command)
+        peak = worker_peak = 0.0
+        while process.poll() is None:
+            peak = max(peak, anon(process.pid))
+            worker_peak = max([worker_peak, *map(anon, children(process.pid))])
+            time.sleep(0.005)
+        if process.returncode:
+            raise subprocess.CalledProcessError(process.returncode, command)
+        result = json.loads(Path(out.name).read_text())
+    result |= {"memory": peak - result["anon_base"], "workers": worker_peak}
+    return result | {"load": os.getloadavg()[0]}
 
 
 def score(found: list[list[int]], truth: list[tuple[int, int, float]], docs: int) -> dict:
@@ -277,6 +309,7 @@ def figures(name: str, r: dict) -> list[str]:
         f"{name} precision: {s['precision']:.3f}",
         f"{name} recall: {s['recall']:.3f}",
         f"{name} memory: +{r['memory']:.0f} MB",
+        f"{name} resident memory with mapped files: +{r['resident']:.0f} MB",
     ]
     if r["workers"]:
         lines.append(f"{name} memory of each worker, at most: {r['workers']:.0f} MB")
