@@ -146,7 +146,7 @@ class NearDup(BatchCheck):
         waiting: deque[list[T]] = deque()
 
         async def texts() -> AsyncIterator[list[str]]:
-            async for group, chunk_texts in chunked(_aiter(items), text):
+            async for group, chunk_texts in chunked(items, text):
                 waiting.append(group)
                 yield chunk_texts
 
@@ -254,15 +254,6 @@ class NearDup(BatchCheck):
             encoded = [i.encode(errors="surrogatepass") for i in ids]  # any str
             lengths = np.fromiter(map(len, encoded), np.int64, len(ids))
             self._ids.add(b"".join(encoded), np.cumsum(lengths))
-
-
-async def _aiter(items: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:
-    if isinstance(items, AsyncIterable):
-        async for item in items:
-            yield item
-    else:
-        for item in items:
-            yield item
 
 
 def _within(pairs: np.ndarray) -> dict[int, list[int]]:

@@ -19,8 +19,9 @@ import tempfile
 import threading
 import weakref
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
+from itertools import islice
 from typing import TypeVar
 
 import numpy as np
@@ -37,13 +38,18 @@ T = TypeVar("T")
 
 
 async def chunked(
-    items: AsyncIterable[T], text: Callable[[T], str]
+    items: Iterable[T] | AsyncIterable[T], text: Callable[[T], str]
 ) -> AsyncIterator[tuple[list[T], list[str]]]:
     """Consecutive runs of items small enough for one worker call, with their texts: at
     most CHUNK_TEXTS texts and CHUNK_CHARS characters, unless one text is longer."""
-    group: list[T] = []
-    texts: list[str] = []
-    chars = 0
+    if not isinstance(items, AsyncIterable):  # read a chunk at once, not item by item
+        source = iter(items)
+        while group := list(islice(source, CHUNK_TEXTS)):
+            texts = list(map(text, group))
+            for start, end in _by_size(texts):
+                yield group[start:end], texts[start:end]
+        return
+    group, texts, chars = [], [], 0
     async for item in items:
         value = text(item)
         if texts and chars + len(value) > CHUNK_CHARS:
@@ -57,6 +63,18 @@ async def chunked(
             group, texts, chars = [], [], 0
     if texts:
         yield group, texts
+
+
+def _by_size(texts: list[str]) -> list[tuple[int, int]]:
+    """Start and end of consecutive runs of at most CHUNK_CHARS characters, unless one
+    text is longer."""
+    ends = np.cumsum(np.fromiter(map(len, texts), np.int64, len(texts)))
+    spans, start, used = [], 0, 0
+    while start < len(texts):
+        end = max(int(np.searchsorted(ends, used + CHUNK_CHARS, side="right")), start + 1)
+        spans.append((start, end))
+        start, used = end, int(ends[end - 1])
+    return spans
 
 
 _FILES: dict[str, int] = {}  # in a worker: its file in each folder, open for appending
