@@ -1,6 +1,6 @@
 """Near-duplicates by MinHash LSH: verdicts around the threshold, reference pools, odd
-inputs, order and determinism; and the hashing and sketches underneath (the band index:
-test_lsh.py)."""
+inputs, order and determinism; and the hashing and sketching underneath (the index and
+what it stores: test_lsh.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from datamill.checks import make_check, run_checks
-from datamill.checks.lsh import SketchStore, Spill, jaccard
+from datamill.checks.lsh import jaccard
 from datamill.checks.near_dup import NearDup
 from datamill.checks.shingles import (
     Shingling,
@@ -235,19 +235,6 @@ def test_words_are_the_same_wherever_they_sit_and_whatever_the_script() -> None:
     )
     assert normalise("नमस्ते दुनिया") == "नमस्ते दुनिया"  # vowel signs stay inside words
     assert normalise("Ｆｕｌｌ\u200bwidth — “quoted”") == "full width quoted "
-
-
-def test_spilled_strings_and_sketches_come_back_as_they_went() -> None:
-    spill, words = Spill(), ["", "r1", "é\u00e9 \u202e<script>", "x" * 5000]
-    for round_ in range(300):  # past the first allocation of ends
-        encoded = [f"{w}{round_}".encode() for w in words]
-        spill.add(b"".join(encoded), np.cumsum([len(e) for e in encoded]))
-    assert spill.count == 1200
-    assert spill.get(2).decode() == "é\u00e9 \u202e<script>0"
-    assert spill.get(1199).decode() == "x" * 5000 + "299"
-    store = SketchStore()
-    store.add(np.array([3, 7, 9, 1], np.uint32), np.array([0, 3, 4]))
-    assert store.get(0).tolist() == [3, 7, 9] and store.get(1).tolist() == [1]
 
 
 def test_a_long_text_keeps_its_smallest_distinct_shingles() -> None:

@@ -1,5 +1,6 @@
-"""The band index of near-duplicate detection: the same answers whether its runs sit in
-memory or in files, and the process's own memory flat however many pairs it holds."""
+"""What near-duplicate detection remembers: the band index, sketch positions and spilled
+ids, the same whether they sit in memory or in files, and the process's own memory flat
+however much they hold."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from datamill.checks.lsh import BandIndex
+from datamill.checks.lsh import BandIndex, SketchStore, Spill
 
 ALL_IN_MEMORY = 1 << 40  # a budget no test reaches
 FILTER_BYTES = 1 << 23
@@ -135,7 +136,7 @@ def anon_growth(setup: str, step: str, steps: int) -> int:
     needs) to after it ran ``steps`` times in all."""
     script = f"""
 import numpy as np
-from datamill.checks.lsh import BandIndex
+from datamill.checks.lsh import BandIndex, SketchStore, Spill
 
 def anon():
     with open("/proc/self/status") as status:
@@ -179,3 +180,72 @@ def test_the_index_holds_no_more_memory_as_it_grows() -> None:
     assert in_memory > 0.9 * size  # what the measure sees when the pairs are in memory
     bounded = anon_growth(INDEX_SETUP.format(budget=1 << 16), INDEX_STEP, steps)
     assert bounded < size / 4
+
+
+@pytest.mark.skipif(not PROC.exists(), reason="needs /proc")
+def test_sketch_positions_and_ids_hold_no_more_memory_as_they_grow() -> None:
+    setup = """
+store, spill = SketchStore(), Spill()
+hashes = np.arange(40960, dtype=np.uint32)
+offsets = np.arange(0, 40961, 10)
+ids = b"".join(f"doc-{i:08d}".encode() for i in range(4096))
+ends = np.arange(12, 12 * 4096 + 1, 12)
+"""
+    step = """
+store.add(hashes, offsets)
+spill.add(ids, ends)
+"""
+    steps = 600  # 2.4 million texts: 14 + 8 bytes each, 54 MB in arrays
+    grown = anon_growth(setup, step, steps)
+    assert grown < (steps - 1) * 4096 * 22 / 8
+
+
+@pytest.mark.parametrize("block", [1, 7, 1 << 16])
+def test_spilled_strings_come_back_as_they_went(block: int, tmp_path: Path) -> None:
+    spill, words = Spill(block, folder=str(tmp_path)), ["", "r1", "é\u00e9 \u202e<script>"]
+    words += ["x" * 5000, "\udcff lone", "日本語のID"]
+    want: list[bytes] = []
+    for round_ in range(300):
+        encoded = [f"{w}{round_}".encode(errors="surrogatepass") for w in words[: round_ % 7]]
+        spill.add(b"".join(encoded), np.cumsum([len(e) for e in encoded], dtype=np.int64))
+        want += encoded
+    assert spill.count == len(want) == 897
+    assert [spill.get(n) for n in range(spill.count)] == want
+    assert spill.get(896).decode(errors="surrogatepass") == "\udcff lone299"
+    assert spill.get(894).decode() == "é\u00e9 \u202e<script>299"
+    assert spill.nbytes == 8 * block
+    with pytest.raises(IndexError):
+        spill.get(897)
+    assert open_in(tmp_path) == 2
+    spill.close()
+    assert open_in(tmp_path) == 0
+
+
+@pytest.mark.parametrize("block", [1, 5, 1 << 16])
+def test_sketches_come_back_as_they_went(block: int, tmp_path: Path) -> None:
+    (tmp_path / "own").mkdir()
+    store, rng = SketchStore(block, folder=str(tmp_path / "own")), np.random.default_rng(2)
+    worker = tmp_path / "worker"
+    want: list[list[int]] = []
+    with worker.open("wb") as file:
+        for chunk in range(200):
+            sizes = rng.integers(0, 9, int(rng.integers(1, 12)))
+            offsets = np.concatenate([[0], np.cumsum(sizes)])
+            hashes = rng.integers(0, 2**32, offsets[-1], dtype=np.uint32)
+            rows = np.flatnonzero(rng.random(len(sizes)) < 0.7) if chunk % 3 else None
+            if chunk % 2:  # as a worker writes them
+                spilled = (str(worker), file.tell())
+                file.write(hashes.tobytes())
+                file.flush()
+                store.add(np.zeros(0, np.uint32), offsets, rows, spilled)
+                assert store.fetch(spilled, 1, 3).tolist() == hashes[1:3].tolist()[:2]
+            else:
+                store.add(hashes, offsets, rows)
+            for row in range(len(sizes)) if rows is None else rows.tolist():
+                want.append(hashes[offsets[row] : offsets[row + 1]].tolist())
+    assert store.count == len(want)
+    assert [store.get(n).tolist() for n in range(store.count)] == want
+    assert store.nbytes == 14 * block
+    assert open_in(tmp_path) == 3  # the store's two files and the worker's
+    store.close()
+    assert open_in(tmp_path) == 0

@@ -1,14 +1,15 @@
 """What near-duplicate detection remembers: LSH buckets, and where sketches and ids lie.
 
-The index keeps a fixed 8 MB filter of its keys and sorted runs of (band key, text
-number) pairs, 8 bytes a pair (128 bytes a text with the default 16 bands): the shorter
-runs in memory, under twice a budget in all (8 MB by default), the longer ones in
-temporary files (unlinked on creation) mapped read-only, so that their pages are the
-kernel's page cache, which it drops under pressure, not the process's heap. Memory holds
-14 bytes a kept text for where its sketch lies in a file and 8 for where its id does.
-The shingle sketches themselves (4 bytes a shingle) are in files the workers wrote, or
-in a temporary file unlinked on creation, as are the ids; they are read back only for
-the few LSH candidates that need verifying.
+The process's own memory stays bounded whatever the number of texts. The index keeps a
+fixed 8 MB filter of its keys and sorted runs of (band key, text number) pairs, 8 bytes
+a pair (128 bytes a text with the default 16 bands): the shorter runs in memory, under
+twice a budget in all (8 MB by default), the longer ones in temporary files (unlinked on
+creation) mapped read-only, so that their pages are the kernel's page cache, which it
+drops under pressure, not the process's heap. Where each text's sketch lies (14 bytes)
+and where its id ends (8 bytes) go to temporary files too, a block at a time: memory
+holds the latest block (under 1 MB each). The shingle sketches themselves (4 bytes a
+shingle) are in files the workers wrote or in a temporary file, as are the ids; all of
+these are read back only for the few LSH candidates that need verifying.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
+import struct
 import tempfile
 import weakref
 from collections.abc import Callable, Iterable, Iterator
@@ -26,6 +28,7 @@ import numpy as np
 _LOW32 = np.uint64(0xFFFFFFFF)
 _FILTER_BITS = 26  # a bit per value of a key's top 26 bits: 8 MB, whatever the texts
 _MERGE_CHUNK = 1 << 18  # pairs taken from the runs at a time when a merge goes to a file
+BLOCK = 1 << 16  # records held in memory before they go to a file
 
 
 class BandIndex:
@@ -216,46 +219,112 @@ def room(array: np.ndarray, used: int, needed: int) -> np.ndarray:
     return grown
 
 
+class _Records:
+    """Fixed-size records numbered from 0 in the order added: the latest ``block`` at most
+    in memory, the others in a temporary file (unlinked at once), a block at a time."""
+
+    def __init__(
+        self, dtype: np.dtype | type, block: int = BLOCK, folder: str | None = None
+    ) -> None:
+        self._file = tempfile.TemporaryFile(buffering=0, dir=folder)  # noqa: SIM115
+        self._fd = self._file.fileno()
+        self._tail = np.zeros(block, dtype)
+        self._size = self._tail.itemsize
+        self.written = 0  # records in the file
+        self.count = 0
+
+    def extend(self, records: np.ndarray) -> None:
+        done = 0
+        while done < len(records):
+            at = self.count - self.written
+            n = min(len(self._tail) - at, len(records) - done)
+            self._tail[at : at + n] = records[done : done + n]
+            self.count, done = self.count + n, done + n
+            if self.count - self.written == len(self._tail):
+                write_all(self._file.write, self._tail)
+                self.written = self.count
+
+    def read(self, first: int, n: int) -> bytes:
+        """The bytes of records ``first`` to ``first + n``."""
+        if first < 0 or first + n > self.count:
+            raise IndexError(f"records {first} to {first + n} of {self.count}")
+        size, written = self._size, self.written
+        if first + n <= written:
+            return os.pread(self._fd, n * size, first * size)
+        if first >= written:
+            return self._tail[first - written : first - written + n].tobytes()
+        on_disk = os.pread(self._fd, (written - first) * size, first * size)
+        return on_disk + self._tail[: first + n - written].tobytes()
+
+    def close(self) -> None:
+        self._file.close()
+
+    @property
+    def nbytes(self) -> int:
+        return self._tail.nbytes
+
+    @property
+    def disk_bytes(self) -> int:
+        return self.written * self._size
+
+
+_END, _ENDS = struct.Struct("<q"), struct.Struct("<2q")
+
+
 class Spill:
     """Byte strings appended to a temporary file (unlinked at once, gone when closed) and
-    read back by number; memory holds 8 bytes per string, where it ends."""
+    read back by number, as is where each ends (8 bytes a string); memory holds those of
+    the latest ``block`` strings."""
 
-    def __init__(self) -> None:
-        self._file = tempfile.TemporaryFile(buffering=0)  # noqa: SIM115 (lives with self)
-        self._ends = np.zeros(1024, np.int64)
-        self.count = 0
+    def __init__(self, block: int = BLOCK, folder: str | None = None) -> None:
+        self._file = tempfile.TemporaryFile(buffering=0, dir=folder)  # noqa: SIM115
+        self._ends = _Records(np.int64, block, folder)
+        self._end = 0  # bytes in the file
+        self._closing = weakref.finalize(self, _close_all, self._file, self._ends)
 
     def add(self, data: bytes | memoryview, ends: np.ndarray) -> None:
         """Strings in order: their bytes, one after another, and where each ends in them."""
-        self._ends = room(self._ends, self.count + 1, self.count + 1 + len(ends))
-        end = int(self._ends[self.count])
-        self._ends[self.count + 1 : self.count + 1 + len(ends)] = end + np.asarray(ends)
-        write_all(self._file.write, data)
-        self.count += len(ends)
+        self._ends.extend(self._end + np.asarray(ends, np.int64))
+        self._end += write_all(self._file.write, data)
 
     def get(self, number: int) -> bytes:
-        start, end = self._ends[number : number + 2].tolist()
+        if number:
+            start, end = _ENDS.unpack(self._ends.read(number - 1, 2))
+        else:
+            start, (end,) = 0, _END.unpack(self._ends.read(0, 1))
         return os.pread(self._file.fileno(), end - start, start)
+
+    def close(self) -> None:
+        self._closing()
+
+    @property
+    def count(self) -> int:
+        return self._ends.count
 
     @property
     def nbytes(self) -> int:
         return self._ends.nbytes
 
+    @property
+    def disk_bytes(self) -> int:
+        return self._end + self._ends.disk_bytes
+
+
+_WHERE = np.dtype([("file", "<u2"), ("start", "<i8"), ("length", "<u4")])  # packed
+_WHERE_STRUCT = struct.Struct("<HqI")
+
 
 class SketchStore:
     """The shingle-hash sketch of every indexed text, numbered from 0 in order: where it
     lies in a file, the store's own temporary file (unlinked at once) or one a worker wrote.
-    Memory holds 14 bytes a text."""
+    Where is 14 bytes a text, in a file too; memory holds those of the latest ``block``."""
 
-    def __init__(self) -> None:
-        self._own = tempfile.TemporaryFile(buffering=0)  # noqa: SIM115 (lives with self)
+    def __init__(self, block: int = BLOCK, folder: str | None = None) -> None:
+        self._own = tempfile.TemporaryFile(buffering=0, dir=folder)  # noqa: SIM115
         self._written = 0  # bytes in the store's own file
         self._fds, self._paths = [self._own.fileno()], {"": 0}
-        self._closing = weakref.finalize(self, _close_store, self._fds, self._own)
-        self._file = np.zeros(1024, np.uint16)
-        self._start = np.zeros(1024, np.int64)
-        self._length = np.zeros(1024, np.uint32)
-        self.count = 0
+        self._where = _Records(_WHERE, block, folder)
+        self._closing = weakref.finalize(self, _close_store, self._fds, self._own, self._where)
 
     def add(
         self,
@@ -274,20 +343,15 @@ class SketchStore:
             file, base = self._open(spilled[0]), spilled[1]
         offsets = np.asarray(offsets)
         rows = np.arange(len(offsets) - 1) if rows is None else rows
-        needed = self.count + len(rows)
-        self._file = room(self._file, self.count, needed)
-        self._start = room(self._start, self.count, needed)
-        self._length = room(self._length, self.count, needed)
-        at = slice(self.count, self.count + len(rows))
-        self._file[at] = file
-        self._start[at] = base + 4 * offsets[rows]
-        self._length[at] = offsets[rows + 1] - offsets[rows]
-        self.count += len(rows)
+        where = np.empty(len(rows), _WHERE)
+        where["file"] = file
+        where["start"] = base + 4 * offsets[rows]
+        where["length"] = offsets[rows + 1] - offsets[rows]
+        self._where.extend(where)
 
     def get(self, number: int) -> np.ndarray:
-        fd = self._fds[self._file[number]]
-        data = os.pread(fd, 4 * int(self._length[number]), int(self._start[number]))
-        return np.frombuffer(data, np.uint32)
+        file, start, length = _WHERE_STRUCT.unpack(self._where.read(number, 1))
+        return np.frombuffer(os.pread(self._fds[file], 4 * length, start), np.uint32)
 
     def fetch(self, spilled: tuple[str, int], begin: int, end: int) -> np.ndarray:
         """Hashes ``begin`` to ``end`` of a chunk a worker wrote at ``spilled``."""
@@ -306,14 +370,28 @@ class SketchStore:
         return self._paths[path]
 
     @property
+    def count(self) -> int:
+        return self._where.count
+
+    @property
     def nbytes(self) -> int:
-        return self._file.nbytes + self._start.nbytes + self._length.nbytes
+        return self._where.nbytes
+
+    @property
+    def disk_bytes(self) -> int:
+        return self._written + self._where.disk_bytes
 
 
-def _close_store(fds: list[int], own: IO[bytes]) -> None:
+def _close_store(fds: list[int], own: IO[bytes], where: _Records) -> None:
     for fd in fds[1:]:
         os.close(fd)
     own.close()
+    where.close()
+
+
+def _close_all(*files: IO[bytes] | _Records) -> None:
+    for file in files:
+        file.close()
 
 
 def jaccard(a: np.ndarray, b: np.ndarray, k: int) -> float:
