@@ -306,14 +306,15 @@ def test_sketches_workers_wrote_outlive_the_workers() -> None:
     assert [v.details["duplicate_of"] for v in out] == ["a5", "a700"]
 
 
-def test_chunks_split_by_count_and_by_characters() -> None:
+@pytest.mark.parametrize("streamed", [True, False])
+def test_chunks_split_by_count_and_by_characters(streamed: bool) -> None:
     async def cut(texts: list[str]) -> list[tuple[int, int]]:
-        async def items() -> AsyncIterator[str]:
+        async def stream() -> AsyncIterator[str]:
             for text in texts:
                 yield text
 
         spans, start = [], 0
-        async for group, chunk in chunked(items(), lambda t: t):
+        async for group, chunk in chunked(stream() if streamed else texts, lambda t: t):
             assert group == chunk
             spans.append((start, start + len(chunk)))
             start += len(chunk)

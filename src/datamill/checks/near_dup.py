@@ -13,11 +13,14 @@ first and any match against them fails too.
 Workers write each chunk's sketches to files of their own and send back only band keys
 and sizes; the parent reads a sketch back only to verify a candidate.
 
-Memory grows with kept texts only, and little: 8 bytes per band in the LSH index (128
-bytes with the default 16 bands), beside a fixed 8 MB filter of its keys, and 22 bytes
-for where the text's sketch and id lie in files (4 bytes per shingle, up to ``sketch``,
-and the id's bytes; see :mod:`datamill.checks.lsh`). ``benchmarks/dedup.py`` measures
-speed, memory, precision and recall against datasketch and rensa.
+Memory stays flat however many texts are kept. The LSH index holds a fixed 8 MB filter of
+its keys and, in memory, only its shorter sorted runs of (band key, text number) pairs,
+under 16 MB in all; longer runs, 8 bytes per band a kept text (128 bytes with the default
+16 bands), are in temporary files mapped read-only, page cache the kernel can drop. Where
+each text's sketch lies and where its id ends go to temporary files a block at a time, as
+do the sketches (4 bytes per shingle, up to ``sketch``) and the ids' bytes; see
+:mod:`datamill.checks.lsh`. ``benchmarks/dedup.py`` measures speed, memory, precision and
+recall against datasketch and rensa.
 """
 
 from __future__ import annotations
