@@ -26,7 +26,7 @@ from datamill.checks.shingles import (
     word_hashes,
 )
 from datamill.checks.sketches import shared_pairs, sorted_sets
-from datamill.checks.workers import chunked
+from datamill.checks.workers import CHUNK_TEXTS, LIMIT, chunked
 from datamill.errors import DatamillError
 from datamill.records import CheckResult, Message, Provenance, Record
 from datamill.store import Dataset
@@ -391,7 +391,7 @@ def test_a_duplicate_names_the_kept_text_whatever_its_id() -> None:
 
 def test_verdicts_stream_out_before_the_input_ends() -> None:
     rng = random.Random(13)
-    texts = [document(rng, 20) for _ in range(8000)] + [document(rng, 20)] * 2
+    texts = [document(rng, 10) for _ in range(40_000)] + [document(rng, 10)] * 2
     pulled = 0
 
     async def records() -> AsyncIterator[Record]:
@@ -409,9 +409,9 @@ def test_verdicts_stream_out_before_the_input_ends() -> None:
         return seen, [first, *rest]
 
     seen, out = asyncio.run(first_and_rest(NearDup(workers=2)))
-    assert seen < len(texts) // 2  # a bounded window of records, not the whole input
+    assert seen <= (LIMIT + 1) * CHUNK_TEXTS < len(texts)  # a window, not the whole input
     assert [r.id for r in out] == [str(i) for i in range(len(texts))]
-    assert [r.id for r in out if r.checks["near_dup"].passed is False] == ["8001"]
+    assert [r.id for r in out if r.checks["near_dup"].passed is False] == ["40001"]
 
 
 def test_plain_texts_get_the_verdicts_their_records_get() -> None:

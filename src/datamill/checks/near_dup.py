@@ -82,9 +82,10 @@ class NearDup(BatchCheck):
         probability 1 - (1 - s**rows)**bands: 0.95 at 0.8 for 16 x 8). ``sketch``: shingle
         hashes kept per text for verification; exact below that many distinct n-grams, a
         bottom-k estimate above. ``reference``: a dataset directory whose latest version
-        is indexed first. ``workers``: processes that hash texts (0: one per core, at most
-        MAX_WORKERS, as many as one parent process keeps busy; 1: none, hash in process);
-        they start with the first large batch, hashed in process while they do."""
+        is indexed first. ``workers``: processes that hash texts, this one included (0: one
+        per core, at most MAX_WORKERS, as many as one process judging keeps busy; 1: this
+        one alone); the others start with the second chunk of a stream, and this one
+        hashes while they do, and whenever it would otherwise wait for them."""
         if not 0 < threshold <= 1:
             raise ValueError(f"threshold must be in (0, 1], not {threshold}")
         if num_perm < 2 or num_perm & (num_perm - 1):

@@ -20,7 +20,7 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from itertools import islice
 from typing import TypeVar
 
@@ -33,6 +33,7 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 CHUNK_TEXTS = 512  # texts per unit of work sent to a worker
 CHUNK_CHARS = 1 << 20  # and at most this many characters, unless one text is longer
 AHEAD = 3  # chunks sent to each worker ahead of the one the parent waits for
+LIMIT = 32  # chunks read and not yet yielded, at most
 
 T = TypeVar("T")
 
@@ -116,8 +117,9 @@ def keep_freed_memory() -> None:
 
 
 class SketchPool:
-    """:func:`sketch_texts` over a stream of chunks of texts, in ``workers`` processes once
-    they are up (in process before, or with fewer than 2 workers or chunks)."""
+    """:func:`sketch_texts` over a stream of chunks of texts, in ``workers`` processes: this
+    one and ``workers - 1`` worker processes once they are up (this one alone before, or
+    with fewer than 2 workers or chunks)."""
 
     def __init__(self, how: Shingling, workers: int, pairs_per_bucket: int) -> None:
         self.how, self.workers, self.pairs_per_bucket = how, workers, pairs_per_bucket
@@ -128,29 +130,45 @@ class SketchPool:
         self.fork = True  # whether workers may fork from this process when it is safe
 
     async def stream(self, chunks: AsyncIterable[list[str]]) -> AsyncIterator[Sketched]:
-        """Sketches of each chunk of texts, in order, as the chunks come. Chunks go to the
-        workers as soon as they are read, up to AHEAD per worker before the oldest is
-        awaited, so that workers hash the next ones while the caller uses a sketch. The
-        first chunk is hashed in process: a stream of one chunk starts no workers."""
+        """Sketches of each chunk of texts, in order, as the chunks come.
+
+        Chunks go to the worker processes as soon as they are read, up to AHEAD per
+        worker, so that they hash the next ones while the caller uses a sketch. While the
+        next sketch due is not back yet, this process hashes the latest chunk read and not
+        sent, rather than wait: it works as one more hashing process, whenever it has
+        nothing else to do. A stream of one chunk starts no workers.
+        """
         args = (self.how, self.pairs_per_bucket)
-        loop = asyncio.get_running_loop()
-        pending: deque[list[str] | asyncio.Future[Sketched]] = deque()
-        source, more, first = aiter(chunks), True, True
+        pending: deque[list[str] | Future[Sketched] | Sketched] = deque()
+        source, more, seen = aiter(chunks), True, 0
         while True:
-            while more and len(pending) < AHEAD * self.workers:
+            unsent = [i for i, item in enumerate(pending) if isinstance(item, list)]
+            busy = sum(isinstance(item, Future) and not item.done() for item in pending)
+            while more and len(unsent) + busy < AHEAD * self.workers and len(pending) < LIMIT:
                 texts = await anext(source, None)
-                if texts is None:
-                    more = False
-                elif not first and self.workers >= 2 and self._ready():
-                    work = (sketch_to_file, texts, *args, self._folder)
-                    pending.append(loop.run_in_executor(self.pool, *work))
-                else:
+                more = texts is not None
+                if texts is not None:
+                    unsent.append(len(pending))
                     pending.append(texts)
-                first = False
+                    seen += 1
             if not pending:
                 return
-            head = pending.popleft()
-            yield sketch_texts(head, *args) if isinstance(head, list) else await head
+            if seen > 1 and self.workers >= 2 and self._ready():
+                while unsent and busy < AHEAD * (self.workers - 1):  # the earliest first
+                    i = unsent.pop(0)
+                    work = (sketch_to_file, pending[i], *args, self._folder)
+                    pending[i] = self.pool.submit(*work)
+                    busy += 1
+            head = pending[0]
+            if isinstance(head, Future) and not head.done() and unsent:
+                last = unsent[-1]  # hashed here while a worker has the head
+                pending[last] = sketch_texts(pending[last], *args)  # type: ignore[arg-type]
+                continue
+            pending.popleft()
+            if isinstance(head, Future):
+                yield await asyncio.wrap_future(head)
+            else:
+                yield sketch_texts(head, *args) if isinstance(head, list) else head
 
     def start(self) -> None:
         """Start the workers now, if there are to be any, and wait until they are up."""
@@ -178,7 +196,7 @@ class SketchPool:
             if not forking:
                 context.set_forkserver_preload(["datamill.checks.shingles"])
             self.pool = ProcessPoolExecutor(
-                self.workers, mp_context=context, initializer=keep_freed_memory
+                self.workers - 1, mp_context=context, initializer=keep_freed_memory
             )
             if forking:  # in this thread, now: the workers fork on the first call
                 self._start()
@@ -194,7 +212,7 @@ class SketchPool:
     def _start(self) -> None:
         assert self.pool is not None
         try:
-            for started in [self.pool.submit(os.getpid) for _ in range(self.workers)]:
+            for started in [self.pool.submit(os.getpid) for _ in range(self.workers - 1)]:
                 started.result()
         except BaseException as error:  # re-raised in the caller's thread
             self._failed = error
