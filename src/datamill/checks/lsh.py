@@ -51,7 +51,7 @@ class BandIndex:
 
     KEY_BITS = 32  # the top bits of a key that count
 
-    def __init__(self, memory_pairs: int = 1 << 20, folder: str | None = None) -> None:
+    def __init__(self, memory_pairs: int = 1 << 18, folder: str | None = None) -> None:
         self._runs: list[np.ndarray] = []  # longest first
         self._maps: list[mmap.mmap | None] = []  # the file each run is mapped from, if any
         self._filter = np.zeros(1 << (_FILTER_BITS - 3), np.uint8)

@@ -15,7 +15,7 @@ and sizes; the parent reads a sketch back only to verify a candidate.
 
 Memory stays flat however many texts are kept. The LSH index holds a fixed 8 MB filter of
 its keys and, in memory, only its shorter sorted runs of (band key, text number) pairs,
-under 16 MB in all; longer runs, 8 bytes per band a kept text (128 bytes with the default
+under 4 MB in all; longer runs, 8 bytes per band a kept text (128 bytes with the default
 16 bands), are in temporary files mapped read-only, page cache the kernel can drop. Where
 each text's sketch lies and where its id ends go to temporary files a block at a time, as
 do the sketches (4 bytes per shingle, up to ``sketch``) and the ids' bytes; see
