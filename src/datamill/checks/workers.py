@@ -11,6 +11,7 @@ multiprocessing user, a script that runs this needs a ``__main__`` guard.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import multiprocessing
 import os
@@ -19,7 +20,7 @@ import tempfile
 import threading
 import weakref
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from itertools import islice
 from typing import TypeVar
@@ -101,19 +102,39 @@ def sketch_to_file(
     return sketched._replace(keys=keys, hashes=_NONE, order=small, spilled=(path, offset))
 
 
-def keep_freed_memory() -> None:
-    """A worker's initializer: glibc keeps the memory a chunk frees for the next one.
+def keep_freed_memory(keep: bool = True) -> None:
+    """Whether glibc keeps the memory a chunk frees for the next one (a worker's
+    initializer; the judging process keeps it while it streams).
 
-    By default it hands large blocks back to the kernel and faults them in again for the
-    next chunk, which cost workers a third of their time in the kernel. Elsewhere than on
-    glibc this does nothing.
+    By default glibc hands large blocks back to the kernel and faults them in again for
+    the next chunk, which cost a third of the time in the kernel (a page fault costs a
+    microsecond or more in a virtual machine). Not keeping sets glibc's default
+    thresholds again. Elsewhere than on glibc this does nothing.
     """
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
         return
-    libc.mallopt(_M_MMAP_THRESHOLD, 64 << 20)
-    libc.mallopt(_M_TRIM_THRESHOLD, 256 << 20)
+    libc.mallopt(_M_MMAP_THRESHOLD, 64 << 20 if keep else 128 << 10)
+    libc.mallopt(_M_TRIM_THRESHOLD, 256 << 20 if keep else 128 << 10)
+
+
+@contextlib.contextmanager
+def freed_memory_kept() -> Iterator[None]:
+    """:func:`keep_freed_memory` in this process while any such block runs."""
+    global _keeping
+    _keeping += 1
+    if _keeping == 1:
+        keep_freed_memory()
+    try:
+        yield
+    finally:
+        _keeping -= 1
+        if not _keeping:
+            keep_freed_memory(False)
+
+
+_keeping = 0  # blocks of freed_memory_kept running
 
 
 class SketchPool:
@@ -138,6 +159,11 @@ class SketchPool:
         sent, rather than wait: it works as one more hashing process, whenever it has
         nothing else to do. A stream of one chunk starts no workers.
         """
+        with freed_memory_kept():
+            async for sketched in self._stream(chunks):
+                yield sketched
+
+    async def _stream(self, chunks: AsyncIterable[list[str]]) -> AsyncIterator[Sketched]:
         args = (self.how, self.pairs_per_bucket)
         pending: deque[list[str] | Future[Sketched] | Sketched] = deque()
         source, more, seen = aiter(chunks), True, 0
