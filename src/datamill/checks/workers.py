@@ -34,7 +34,7 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 CHUNK_TEXTS = 512  # texts per unit of work sent to a worker
 CHUNK_CHARS = 1 << 20  # and at most this many characters, unless one text is longer
 AHEAD = 3  # chunks sent to each worker ahead of the one the parent waits for
-LIMIT = 32  # chunks read and not yet yielded, at most
+LIMIT = 16  # chunks read and not yet yielded, at most
 
 T = TypeVar("T")
 
