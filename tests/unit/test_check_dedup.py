@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import re
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,11 +23,13 @@ from datamill.checks.lsh import jaccard
 from datamill.checks.near_dup import NearDup
 from datamill.checks.shingles import (
     Shingling,
+    Sketched,
     normalise,
     sketch_texts,
     word_hashes,
 )
 from datamill.checks.sketches import shared_pairs, sorted_sets
+from datamill.checks.stage import check_dataset
 from datamill.checks.workers import CHUNK_TEXTS, LIMIT, chunked
 from datamill.errors import DatamillError
 from datamill.records import CheckResult, Message, Provenance, Record
@@ -430,3 +434,28 @@ def test_plain_texts_get_the_verdicts_their_records_get() -> None:
     got = asyncio.run(scanned())
     assert got == verdicts(texts, workers=1)
     assert sum(v.passed is False for v in got) == 40
+
+
+class KillsItsWorkers(NearDup):
+    """Kills its worker processes once it has judged a few chunks."""
+
+    judged = 0
+
+    def _judge(self, ids: list[str], sketched: Sketched) -> list[CheckResult]:
+        self.judged += 1
+        if self.judged == 3 and self.hashing.pool is not None:
+            for pid in list(self.hashing.pool._processes):  # type: ignore[attr-defined]
+                os.kill(pid, signal.SIGKILL)
+        return super()._judge(ids, sketched)
+
+
+def test_a_killed_worker_stops_the_check_and_nothing_is_written(tmp_path: Path) -> None:
+    rng = random.Random(16)
+    dataset = Dataset.create(tmp_path / "texts")
+    with dataset.writer("import") as w:
+        w.write_all(rec(document(rng, 30), id=str(i)) for i in range(20_000))
+    check = KillsItsWorkers(workers=2)
+    with pytest.raises(DatamillError, match="ended abruptly"):
+        asyncio.run(check_dataset(dataset, [check], [{"name": "near_dup"}]))
+    assert [v.version for v in Dataset.open(tmp_path / "texts").versions] == [1]
+    assert sum(1 for _ in dataset.records()) == 20_000

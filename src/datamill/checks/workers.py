@@ -22,6 +22,7 @@ import weakref
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from itertools import islice
 from typing import TypeVar
 
@@ -29,6 +30,7 @@ import numpy as np
 
 from datamill.checks.lsh import write_all
 from datamill.checks.shingles import Shingling, Sketched, sketch_texts
+from datamill.errors import DatamillError
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 CHUNK_TEXTS = 512  # texts per unit of work sent to a worker
@@ -160,8 +162,14 @@ class SketchPool:
         nothing else to do. A stream of one chunk starts no workers.
         """
         with freed_memory_kept():
-            async for sketched in self._stream(chunks):
-                yield sketched
+            try:
+                async for sketched in self._stream(chunks):
+                    yield sketched
+            except BrokenProcessPool as error:
+                raise DatamillError(
+                    "a worker process hashing texts for near-duplicates ended abruptly"
+                    " (killed, or out of memory)"
+                ) from error
 
     async def _stream(self, chunks: AsyncIterable[list[str]]) -> AsyncIterator[Sketched]:
         args = (self.how, self.pairs_per_bucket)
