@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import functools
 import multiprocessing
 import os
 import shutil
@@ -113,12 +114,19 @@ def keep_freed_memory(keep: bool = True) -> None:
     microsecond or more in a virtual machine). Not keeping sets glibc's default
     thresholds again. Elsewhere than on glibc this does nothing.
     """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
+    libc = _glibc()
+    if libc is None:
         return
     libc.mallopt(_M_MMAP_THRESHOLD, 64 << 20 if keep else 128 << 10)
     libc.mallopt(_M_TRIM_THRESHOLD, 256 << 20 if keep else 128 << 10)
+
+
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
 
 
 @contextlib.contextmanager
