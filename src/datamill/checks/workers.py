@@ -1,4 +1,9 @@
-"""Hashing batches of texts for near-duplicate detection in worker processes, in order.
+"""Hashing a stream of texts for near-duplicate detection, in chunks, in worker processes
+and in the parent, in order.
+
+The parent sends each chunk to a worker as soon as it is read and, while the next sketch
+it needs is not back, hashes a later chunk itself rather than wait, so one worker per
+other core keeps every core busy without oversubscribing them.
 
 A parent that runs no other Python thread forks its workers at once: they start in
 milliseconds, with the hashing code already imported. Otherwise (a plain fork is not safe
