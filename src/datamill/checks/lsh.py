@@ -209,16 +209,6 @@ def write_all(write: Callable[[memoryview], int], data: bytes | memoryview | np.
     return size
 
 
-def room(array: np.ndarray, used: int, needed: int) -> np.ndarray:
-    """``array``, or a copy of its first ``used`` items with room for ``needed``, grown by
-    a quarter more: little slack, few copies."""
-    if needed <= len(array):
-        return array
-    grown = np.zeros(needed * 5 // 4 + 1024, array.dtype)
-    grown[:used] = array[:used]
-    return grown
-
-
 class _Records:
     """Fixed-size records numbered from 0 in the order added: the latest ``block`` at most
     in memory, the others in a temporary file (unlinked at once), a block at a time."""
