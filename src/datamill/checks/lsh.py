@@ -3,7 +3,7 @@
 The process's own memory stays bounded whatever the number of texts. The index keeps a
 fixed 8 MB filter of its keys and sorted runs of (band key, text number) pairs, 8 bytes
 a pair (128 bytes a text with the default 16 bands): the shorter runs in memory, under
-twice a budget in all (8 MB by default), the longer ones in temporary files (unlinked on
+twice a budget in all (2 MB by default), the longer ones in temporary files (unlinked on
 creation) mapped read-only, so that their pages are the kernel's page cache, which it
 drops under pressure, not the process's heap. Where each text's sketch lies (14 bytes)
 and where its id ends (8 bytes) go to temporary files too, a block at a time: memory
