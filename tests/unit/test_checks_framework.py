@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from datamill.checks import BatchCheck, make_check, passed, run_checks
 from datamill.checks.dedup import ExactDedup, normalise
@@ -28,6 +31,16 @@ def test_exact_dedup_normalises_and_points_at_the_first() -> None:
     assert verdicts == [True, False, True, False]
     assert out[1].checks["exact_dedup"].details["duplicate_of"] == records[0].id
     assert normalise("Ｈｅｌｌｏ,\tWORLD!") == "hello world"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.characters(max_codepoint=127)))
+def test_ascii_texts_normalise_as_the_unicode_rules_say(text: str) -> None:
+    def rules(t: str) -> str:
+        return " ".join(re.sub(r"[^\w\s]", "", t.casefold()).split())
+
+    assert normalise(text) == rules(text)
+    assert normalise(text + "\u00e9") == rules(text + "\u00e9")  # the general path
 
 
 def test_identical_records_are_duplicates_too() -> None:
