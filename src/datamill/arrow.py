@@ -94,8 +94,8 @@ def from_row(row: dict[str, Any]) -> Record:
     ]
     for name in JSON_COLUMNS:
         text = data.pop(name, None)  # a column newer than the shard is absent: its default
-        if text is not None:
-            data[name] = json.loads(text)
+        if text is not None:  # most are empty: no parser for those
+            data[name] = {} if text == "{}" else [] if text == "[]" else json.loads(text)
     return Record.model_validate(data)
 
 
