@@ -407,8 +407,8 @@ def main() -> None:
             r["score"] = score(r["found"], truth, r["docs"])
             for row in figures(name, r):
                 print(row, flush=True)
-            rates = sorted(r["docs"] / r["seconds"] for r in runs[name])
-            print(f"{name} docs/s of each run: {', '.join(f'{x:,.0f}' for x in rates)}")
+            rates = [r["docs"] / r["seconds"] for r in runs[name]]
+            print(f"{name} docs/s of each run, in order: {', '.join(f'{x:,.0f}' for x in rates)}")
     full = results["datamill"]["memory"]
     growth = (full - quarter["memory"]) / (args.docs - quarter["docs"]) * 2**20
     print(f"datamill memory at {quarter['docs']:,} docs: +{quarter['memory']:.0f} MB")
