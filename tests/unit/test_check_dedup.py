@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from datamill.checks import make_check, run_checks
+from datamill.checks import workers as hashing
 from datamill.checks.lsh import jaccard
 from datamill.checks.near_dup import NearDup
 from datamill.checks.shingles import (
@@ -459,3 +460,16 @@ def test_a_killed_worker_stops_the_check_and_nothing_is_written(tmp_path: Path) 
         asyncio.run(check_dataset(dataset, [check], [{"name": "near_dup"}]))
     assert [v.version for v in Dataset.open(tmp_path / "texts").versions] == [1]
     assert sum(1 for _ in dataset.records()) == 20_000
+
+
+def test_freed_memory_is_kept_only_while_a_stream_of_chunks_runs() -> None:
+    async def kept_while_scanning(count: int) -> set[int]:
+        check, kept = NearDup(workers=1), set()
+        async for _ in check.scan((str(i), f"text number {i}") for i in range(count)):
+            kept.add(hashing._keeping)
+        await check.aclose()
+        return kept
+
+    assert asyncio.run(kept_while_scanning(10)) == {0}  # one chunk: the process as it was
+    assert asyncio.run(kept_while_scanning(3 * CHUNK_TEXTS)) == {1}
+    assert hashing._keeping == 0  # and let go at the end

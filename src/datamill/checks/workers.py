@@ -174,9 +174,9 @@ class SketchPool:
         sent, rather than wait: it works as one more hashing process, whenever it has
         nothing else to do. A stream of one chunk starts no workers.
         """
-        with freed_memory_kept():
+        with contextlib.ExitStack() as kept:
             try:
-                async for sketched in self._stream(chunks):
+                async for sketched in self._stream(chunks, kept):
                     yield sketched
             except BrokenProcessPool as error:
                 raise DatamillError(
@@ -184,7 +184,11 @@ class SketchPool:
                     " (killed, or out of memory)"
                 ) from error
 
-    async def _stream(self, chunks: AsyncIterable[list[str]]) -> AsyncIterator[Sketched]:
+    async def _stream(
+        self, chunks: AsyncIterable[list[str]], kept: contextlib.ExitStack
+    ) -> AsyncIterator[Sketched]:
+        """:meth:`stream`; from a stream's second chunk on, this process keeps freed memory
+        (``kept`` lets it go), so that a stream of one chunk changes nothing."""
         args = (self.how, self.pairs_per_bucket)
         pending: deque[list[str] | Future[Sketched] | Sketched] = deque()
         source, more, seen = aiter(chunks), True, 0
@@ -198,6 +202,8 @@ class SketchPool:
                     unsent.append(len(pending))
                     pending.append(texts)
                     seen += 1
+                    if seen == 2:
+                        kept.enter_context(freed_memory_kept())
             if not pending:
                 return
             if seen > 1 and self.workers >= 2 and self._ready():
