@@ -47,6 +47,16 @@ def log_in(page: Any, url: str, username: str, password: str = PASSWORD) -> int:
     return int(answer.value.status)
 
 
+def at_work(browser: Any, app: tuple[str, dict[str, str], str], items: list[Any]) -> Any:
+    """A page where Alice annotates ``items``, pushed to project p1, logged in by keyboard."""
+    url, tokens, _ = app
+    push(url, tokens["root"], items)
+    page = browser.new_page()
+    log_in(page, url, "alice")
+    page.goto(f"{url}/projects/p1")
+    return page
+
+
 def export(url: str, token: str) -> list[dict[str, Any]]:
     from datamill.annotate.client import Client
 
@@ -56,10 +66,7 @@ def export(url: str, token: str) -> list[dict[str, Any]]:
 
 def test_a_whole_item_by_keyboard_alone(browser, app):
     url, tokens, _ = app
-    push(url, tokens["root"], records(2))
-    page = browser.new_page()
-    log_in(page, url, "alice")
-    page.goto(f"{url}/projects/p1")
+    page = at_work(browser, app, records(2))
     keys = page.keyboard
     for key in ["4", "5"]:  # rubric: accuracy 4, tone 5; then on to the next question
         keys.press(key)
@@ -157,11 +164,7 @@ def test_pasted_text_is_counted_and_flagged(browser, app):
 
 
 def test_model_output_cannot_run_script_in_the_page(browser, app):
-    url, tokens, _ = app
-    push(url, tokens["root"], records(1, hostile=True))
-    page = browser.new_page()
-    log_in(page, url, "alice")
-    page.goto(f"{url}/projects/p1")
+    page = at_work(browser, app, records(1, hostile=True))
     page.wait_for_load_state("load")
     assert page.evaluate("window.__pwned") is None
     conversation = page.locator(".conversation")
@@ -196,11 +199,8 @@ def attacker_site(html: str) -> Iterator[str]:
 
 
 def test_attacks_from_the_browser_fail(browser, app):
-    url, tokens, _ = app
-    push(url, tokens["root"], records(1))
-    page = browser.new_page()
-    log_in(page, url, "alice")
-    page.goto(f"{url}/projects/p1")
+    url = app[0]
+    page = at_work(browser, app, records(1))
     assignment = page.get_attribute("#skip", "action")
     # Cross-site request forgery: another site's form posts to the app in Alice's browser.
     forged = f"""<form id=f method=post action="{url}{assignment}"></form>
@@ -240,10 +240,7 @@ def test_attacks_from_the_browser_fail(browser, app):
 
 def test_a_refused_answer_keeps_what_was_typed(browser, app):
     url, tokens, _ = app
-    push(url, tokens["root"], records(1))
-    page = browser.new_page()
-    log_in(page, url, "alice")
-    page.goto(f"{url}/projects/p1")
+    page = at_work(browser, app, records(1))
     keys = page.keyboard
     for key in ["4", "5", "b", "2", "j", "2", "1", "i"]:  # ratings, choices, into the rewrite
         keys.press(key)
